@@ -1,0 +1,153 @@
+"""The application's lifecycle: open the database, start the engine, the delivery worker,
+the channels and the housekeeping; stop them in the order SPEC §7 asks for."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Sequence
+from datetime import timedelta
+
+from loguru import logger
+
+from bot.channels.base import Channel
+from bot.config import Config
+from bot.delivery import DeliveryWorker
+from handlers.engine import Clock, Engine, utc_now
+from handlers.messages import Incoming
+from handlers.settings import Category, HandlerSettings, Limits, Settlement
+from storage.db import Database
+
+HOUSEKEEPING_SECONDS = 3600.0
+DEFAULT_GRACE_SECONDS = 10.0
+
+
+def handler_settings(config: Config) -> HandlerSettings:
+    """What the conversation logic needs, taken from the validated configuration."""
+    limits = config.limits
+    return HandlerSettings(
+        bot_name=config.bot.name,
+        timezone=config.bot.zone,
+        privacy_policy_url=config.bot.privacy_policy_url,
+        privacy_policy_version=config.bot.privacy_policy_version,
+        formal_appeal_url=config.bot.formal_appeal_url,
+        categories=tuple(Category(c.code, c.title) for c in config.categories),
+        settlements=tuple(Settlement(s.code, s.title, s.organisation) for s in config.settlements),
+        limits=Limits(
+            min_description=limits.min_description,
+            max_description=limits.max_description,
+            max_photos=limits.max_photos,
+            draft_ttl_days=limits.draft_ttl_days,
+            messages_per_minute=limits.messages_per_minute,
+        ),
+        answer_within_hours=config.sla.answer_within_hours,
+    )
+
+
+class App:
+    def __init__(
+        self, config: Config, channels: Sequence[Channel], *, clock: Clock = utc_now
+    ) -> None:
+        self.config = config
+        self.channels = {channel.platform: channel for channel in channels}
+        self.clock = clock
+        self._db: Database | None = None
+        self._engine: Engine | None = None
+        self._delivery: DeliveryWorker | None = None
+        self._inflight: set[asyncio.Task[bool]] = set()
+        self._housekeeping: asyncio.Task[None] | None = None
+        self._accepting = False
+
+    @property
+    def db(self) -> Database:
+        assert self._db is not None, "app is not started"
+        return self._db
+
+    @property
+    def delivery(self) -> DeliveryWorker:
+        assert self._delivery is not None, "app is not started"
+        return self._delivery
+
+    async def start(self) -> None:
+        path = self.config.storage.sqlite_path
+        self._db = await Database.open(path)
+        self._delivery = DeliveryWorker(
+            self._db,
+            self.channels,
+            max_attempts=self.config.delivery.max_attempts,
+            max_backoff_seconds=self.config.delivery.max_backoff_seconds,
+            clock=self.clock,
+        )
+        self._engine = Engine(
+            self._db,
+            handler_settings(self.config),
+            clock=self.clock,
+            on_outbox=self._delivery.wake,
+        )
+        self._delivery.start()
+        self._housekeeping = asyncio.create_task(self._housekeep(), name="housekeeping")
+        self._accepting = True
+        for channel in self.channels.values():
+            await channel.start(self.intake)
+            logger.info("channel started platform={}", channel.platform)
+        logger.info(
+            "appeals-bot started: database {}, channels {}",
+            path,
+            ", ".join(self.channels) or "none",
+        )
+
+    async def intake(self, message: Incoming) -> None:
+        """Where channels hand in updates. The handling runs as its own task so that a
+        channel being stopped never cuts an update off in the middle of its transaction."""
+        if not self._accepting or self._engine is None:
+            logger.warning("update refused while stopping platform={}", message.platform)
+            return
+        task = asyncio.create_task(self._engine.handle(message))
+        self._inflight.add(task)
+        task.add_done_callback(self._inflight.discard)
+        await asyncio.shield(task)
+
+    async def settle(self) -> None:
+        """Wait until every update in hand is handled and every due reply is sent."""
+        while self._inflight:
+            await asyncio.gather(*self._inflight, return_exceptions=True)
+        await self.delivery.drain()
+
+    async def stop(self, grace_seconds: float = DEFAULT_GRACE_SECONDS) -> None:
+        """Stop taking updates, finish those in hand, flush what can be sent within the
+        grace period, close the database. Whatever is not sent stays in the outbox."""
+        self._accepting = False
+        for channel in self.channels.values():
+            with contextlib.suppress(Exception):
+                await channel.stop()
+        if self._housekeeping is not None:
+            self._housekeeping.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._housekeeping
+        if self._delivery is not None:
+            try:
+                async with asyncio.timeout(grace_seconds):
+                    await self.settle()
+            except TimeoutError:
+                logger.warning("stopping with messages still queued; they are sent at next start")
+            await self._delivery.stop()
+        if self._db is not None:
+            await self._db.close()
+            self._db = None
+        logger.info("appeals-bot stopped")
+
+    async def purge_expired_drafts(self) -> int:
+        cutoff = self.clock() - timedelta(days=self.config.limits.draft_ttl_days)
+        async with self.db.transaction() as tx:
+            purged = await tx.drafts.purge_older_than(cutoff)
+        if purged:
+            logger.info("expired drafts dropped: {}", purged)
+        return purged
+
+    async def _housekeep(self) -> None:
+        while True:
+            try:
+                await self.purge_expired_drafts()
+            except Exception:
+                logger.exception("housekeeping failed")
+            await asyncio.sleep(HOUSEKEEPING_SECONDS)

@@ -1,0 +1,51 @@
+"""What every messenger channel is: it receives updates, normalizes them, and renders and
+sends normalized outgoing messages. It translates; it never decides what to say."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from handlers.messages import Incoming, Outgoing
+
+Intake = Callable[[Incoming], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a channel can render. Where it cannot, bot/render.py degrades the message
+    (buttons become a numbered list, photos become links) in one place for all channels."""
+
+    buttons: bool
+    photos: bool
+    max_text: int
+
+
+class SendError(Exception):
+    """A send failed. `retryable`: worth trying again later (network, 5xx, rate limit);
+    `retry_after`: seconds the platform asked to wait, if it said."""
+
+    def __init__(self, reason: str, *, retryable: bool, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retryable = retryable
+        self.retry_after = retry_after
+
+
+class Channel(ABC):
+    platform: str
+    capabilities: Capabilities
+
+    @abstractmethod
+    async def start(self, intake: Intake) -> None:
+        """Begin receiving; every update is handed to `intake`. Returns once started."""
+
+    @abstractmethod
+    async def stop(self) -> None:
+        """Stop receiving. Sending may still be used until the app closes."""
+
+    @abstractmethod
+    async def send(self, message: Outgoing) -> list[str]:
+        """Deliver one message; returns the platform ids of the messages that carried it.
+        Raises SendError when it could not."""

@@ -1,0 +1,70 @@
+"""An in-memory channel: a real channel with no wire, for tests and embedding.
+
+`receive` pushes an update in as if a platform had delivered it; `sent` holds everything
+the delivery worker sent through it, in order (errbot's test backend, here).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from itertools import count
+
+from bot.channels.base import Capabilities, Channel, Intake
+from handlers.messages import Incoming, Location, Outgoing, Photo
+
+
+class MemoryChannel(Channel):
+    def __init__(self, platform: str = "memory", *, buttons: bool = True) -> None:
+        self.platform = platform
+        self.capabilities = Capabilities(buttons=buttons, photos=True, max_text=4096)
+        self.sent: list[Outgoing] = []
+        self._intake: Intake | None = None
+        self._ids = count(1)
+
+    async def start(self, intake: Intake) -> None:
+        self._intake = intake
+
+    async def stop(self) -> None:
+        self._intake = None
+
+    async def send(self, message: Outgoing) -> list[str]:
+        self.sent.append(message)
+        return [str(next(self._ids))]
+
+    async def receive(
+        self,
+        user_id: str,
+        text: str = "",
+        *,
+        payload: str | None = None,
+        display_name: str = "",
+        photos: tuple[Photo, ...] = (),
+        location: Location | None = None,
+        phone: str | None = None,
+        event_id: str | None = None,
+        reply_to: str | None = None,
+        unsupported: bool = False,
+    ) -> None:
+        """Deliver an update from `user_id` (their private chat has the same id)."""
+        if self._intake is None:
+            raise RuntimeError("channel is not started")
+        await self._intake(
+            Incoming(
+                platform=self.platform,
+                chat_id=user_id,
+                user_id=user_id,
+                received_at=datetime.now(UTC),
+                text=text,
+                display_name=display_name,
+                payload=payload,
+                photos=photos,
+                location=location,
+                phone=phone,
+                event_id=event_id,
+                reply_to=reply_to,
+                unsupported=unsupported,
+            )
+        )
+
+    def sent_to(self, chat_id: str) -> list[Outgoing]:
+        return [m for m in self.sent if m.chat_id == chat_id]

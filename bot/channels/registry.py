@@ -1,0 +1,25 @@
+"""Which channels a configuration enables. Messenger libraries are imported only here and
+only for enabled channels, so a deployment (and the demo) loads nothing it does not use."""
+
+from __future__ import annotations
+
+from bot.channels.base import Channel
+from bot.config import Config
+
+
+class ChannelUnavailable(Exception):
+    """An enabled channel that this version cannot run (one readable line)."""
+
+
+def build_channels(config: Config) -> list[Channel]:
+    channels: list[Channel] = []
+    for key, enabled in (
+        ("vk", config.vk.enabled),
+        ("telegram", config.telegram.enabled),
+        ("ok", config.ok.enabled),
+    ):
+        if enabled:
+            raise ChannelUnavailable(
+                f"{key}.enabled: the {key} channel is not available in this version yet"
+            )
+    return channels

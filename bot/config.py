@@ -1,0 +1,652 @@
+"""Configuration of appeals-bot: one TOML file plus APPEALS_* environment overrides (SPEC §10).
+
+The public entry is :func:`load_config`. It reads the TOML file, lays environment variables
+over it (``APPEALS_VK__TOKEN`` overrides ``[vk] token`` and keeps the other ``[vk]`` keys;
+the environment wins over the file), validates everything and returns a :class:`Config`.
+Every problem with the file (missing, unreadable, not TOML, a wrong key or value) becomes a
+:class:`ConfigError` whose ``str()`` is one line naming the file, the key and the problem, so
+the command line can print it instead of a traceback.
+
+Decisions worth knowing:
+
+* Only three sources are read, highest priority first: keyword arguments given to
+  ``Config(...)`` (for tests), the environment, the TOML file. No ``.env`` file and no secrets
+  directory are read.
+* Checks that only matter for a running channel (its token, group id, webhook URL and
+  secrets) apply only when that channel is ``enabled``; switching a channel off never
+  requires clearing its other keys. Path keys must start with "/" whether or not the
+  channel is enabled.
+* Error messages never echo a value that may be secret (tokens, secrets, storage URLs).
+* The models are not frozen; use ``model_copy(update=...)`` to derive a changed config.
+"""
+
+import os
+import re
+import tomllib
+from collections.abc import Sequence
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Annotated, Any, Literal, Self
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+    TomlConfigSettingsSource,
+)
+
+__all__ = [
+    "ENV_NESTED_DELIMITER",
+    "ENV_PREFIX",
+    "PLATFORMS",
+    "BotSection",
+    "Category",
+    "Config",
+    "ConfigError",
+    "DeliverySection",
+    "Identity",
+    "LimitsSection",
+    "ModeratorsSection",
+    "OkSection",
+    "Settlement",
+    "SlaSection",
+    "StorageSection",
+    "TelegramSection",
+    "VkSection",
+    "WebSection",
+    "load_config",
+    "parse_identity",
+]
+
+ENV_PREFIX = "APPEALS_"
+ENV_NESTED_DELIMITER = "__"
+
+# Platform ids of SPEC §3 (plus `max`, planned) that may appear in a staff identity.
+PLATFORMS: tuple[str, ...] = ("vk", "tg", "ok", "console", "max")
+
+_USER_ID_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+_CODE_RE = re.compile(r"[a-z][a-z0-9_]{0,31}")
+# Telegram setWebhook secret_token: 1-256 characters A-Z a-z 0-9 _ - (messenger-apis notes).
+_TG_SECRET_RE = re.compile(r"[A-Za-z0-9_-]{1,256}")
+_SQLITE_PREFIX = "sqlite:///"
+
+# The TOML file that `Config()` reads, set by `load_config` for the duration of one call.
+_TOML_PATH: ContextVar[Path | None] = ContextVar("appeals_config_toml_path", default=None)
+
+
+# --- problems tied to keys -------------------------------------------------------------
+
+Loc = tuple[str | int, ...]
+
+
+class _KeyedProblems(ValueError):
+    """Problems found by a model validator, each tied to a key relative to that model.
+
+    pydantic wraps a ``ValueError`` raised in a validator and keeps the exception object in
+    the error's ``ctx``; :func:`load_config` unpacks it so that every problem names its own
+    key (``vk.token``) instead of the section that found it (``vk``).
+    """
+
+    def __init__(self, problems: Sequence[tuple[Loc, str]]) -> None:
+        self.problems: tuple[tuple[Loc, str], ...] = tuple(problems)
+        super().__init__("; ".join(f"{_dotted(loc)}: {text}" for loc, text in self.problems))
+
+
+def _raise_problems(problems: Sequence[tuple[Loc, str]]) -> None:
+    if problems:
+        raise _KeyedProblems(problems)
+
+
+def _dotted(loc: Sequence[str | int]) -> str:
+    """Render a pydantic location as a key: ("settlements", 3, "code") -> "settlements[3].code"."""
+    key = ""
+    for part in loc:
+        if isinstance(part, int):
+            key += f"[{part}]"
+        else:
+            key += f".{part}" if key else part
+    return key
+
+
+# --- reusable value checks -------------------------------------------------------------
+
+
+def parse_identity(value: str) -> tuple[str, str]:
+    """Split a staff identity ``platform:user_id`` into ``(platform, user_id)``.
+
+    Raises ``ValueError`` with a readable message when the platform is not one of
+    :data:`PLATFORMS` or the user id is not 1-64 characters of ``A-Z a-z 0-9 _ . -``.
+    """
+    platform, sep, user_id = value.partition(":")
+    if not sep:
+        raise ValueError(f"identity {value!r} must look like platform:user_id, e.g. 'vk:123'")
+    if platform not in PLATFORMS:
+        raise ValueError(
+            f"unknown platform {platform!r} in identity {value!r} (expected {', '.join(PLATFORMS)})"
+        )
+    if not _USER_ID_RE.fullmatch(user_id):
+        raise ValueError(
+            f"bad user id {user_id!r} in identity {value!r} "
+            "(expected 1-64 characters: Latin letters, digits, '_', '.' or '-')"
+        )
+    return platform, user_id
+
+
+def _check_identity(value: str) -> str:
+    parse_identity(value)
+    return value
+
+
+def _check_code(value: str) -> str:
+    if not _CODE_RE.fullmatch(value):
+        raise ValueError(
+            f"code {value!r} must be 1-32 characters: a lowercase Latin letter, "
+            "then lowercase Latin letters, digits or '_'"
+        )
+    return value
+
+
+def _check_not_blank(value: str) -> str:
+    value = value.strip()
+    if not value:
+        raise ValueError("must not be empty")
+    return value
+
+
+def _check_http_url(value: str) -> str:
+    if not re.fullmatch(r"https?://\S+", value):
+        raise ValueError(f"{value!r} is not an http:// or https:// URL")
+    return value
+
+
+def _check_optional_http_url(value: str) -> str:
+    return _check_http_url(value) if value else value
+
+
+def _check_url_path(value: str) -> str:
+    if not value.startswith("/"):
+        raise ValueError(f"{value!r} must start with '/'")
+    return value
+
+
+Identity = Annotated[str, AfterValidator(_check_identity)]
+"""A staff identity ``platform:user_id`` (``vk:123``, ``tg:456``); stays a plain ``str``."""
+
+Code = Annotated[str, AfterValidator(_check_code)]
+NonBlankStr = Annotated[str, AfterValidator(_check_not_blank)]
+HttpUrlStr = Annotated[str, AfterValidator(_check_http_url)]
+OptionalHttpUrlStr = Annotated[str, AfterValidator(_check_optional_http_url)]
+UrlPath = Annotated[str, AfterValidator(_check_url_path)]
+Rate = Annotated[float, Field(ge=0)]
+
+
+def _secret_is_set(secret: SecretStr) -> bool:
+    return bool(secret.get_secret_value())
+
+
+# --- sections ----------------------------------------------------------------------------
+
+
+class _Section(BaseModel):
+    """Base of every TOML table: an unknown (misspelt) key is an error, not ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class BotSection(_Section):
+    """``[bot]``: who the bot speaks for and what it links to."""
+
+    name: NonBlankStr
+    timezone: str = "Asia/Yekaterinburg"
+    privacy_policy_url: HttpUrlStr
+    privacy_policy_version: NonBlankStr
+    formal_appeal_url: HttpUrlStr = "https://pos.gosuslugi.ru/landing/"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown time zone {value!r} (expected an IANA name such as 'Asia/Yekaterinburg')"
+            ) from None
+        return value
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """The time zone of deadlines and reports."""
+        return ZoneInfo(self.timezone)
+
+
+class StorageSection(_Section):
+    """``[storage]``: where appeals are kept."""
+
+    url: str = "sqlite:///appeals.db"
+
+    @field_validator("url")
+    @classmethod
+    def _sqlite_only(cls, value: str) -> str:
+        # The URL is not echoed: a future database URL may carry a password.
+        if not value.startswith(_SQLITE_PREFIX):
+            raise ValueError("only sqlite:///PATH is supported in this version")
+        if not value.removeprefix(_SQLITE_PREFIX):
+            raise ValueError("sqlite:///PATH needs a file path after 'sqlite:///'")
+        return value
+
+    @property
+    def sqlite_path(self) -> Path:
+        """The SQLite file; a relative path stays relative to the working directory."""
+        return Path(self.url.removeprefix(_SQLITE_PREFIX))
+
+
+class WebSection(_Section):
+    """``[web]``: the HTTP server that receives webhooks."""
+
+    host: NonBlankStr = "127.0.0.1"
+    port: int = Field(default=8080, ge=1, le=65535)
+
+
+class SlaSection(_Section):
+    """``[sla]``: the promised answer time and when to remind before it runs out."""
+
+    answer_within_hours: int = Field(default=24, gt=0)
+    remind_before_hours: int = Field(default=4, ge=0)
+
+    @model_validator(mode="after")
+    def _remind_before_deadline(self) -> Self:
+        if self.remind_before_hours >= self.answer_within_hours:
+            _raise_problems(
+                [
+                    (
+                        ("remind_before_hours",),
+                        f"must be less than sla.answer_within_hours ({self.answer_within_hours})",
+                    )
+                ]
+            )
+        return self
+
+
+class LimitsSection(_Section):
+    """``[limits]``: sizes and rates a resident may use."""
+
+    min_description: int = Field(default=10, ge=1)
+    max_description: int = 4000
+    max_photos: int = Field(default=5, ge=0, le=10)
+    draft_ttl_days: int = Field(default=7, ge=1)
+    messages_per_minute: int = Field(default=20, ge=1)
+
+    @model_validator(mode="after")
+    def _description_range(self) -> Self:
+        if self.max_description < self.min_description:
+            _raise_problems(
+                [
+                    (
+                        ("max_description",),
+                        f"must be at least limits.min_description ({self.min_description})",
+                    )
+                ]
+            )
+        return self
+
+
+class DeliverySection(_Section):
+    """``[delivery]``: retries of outgoing messages."""
+
+    max_attempts: int = Field(default=10, ge=1)
+    max_backoff_seconds: float = Field(default=60, gt=0)
+
+
+class VkSection(_Section):
+    """``[vk]``: VK community messages (SPEC §3)."""
+
+    enabled: bool = False
+    token: SecretStr = SecretStr("")
+    group_id: int = Field(default=0, ge=0)
+    api_url: HttpUrlStr = "https://api.vk.com/method/"
+    mode: Literal["longpoll", "callback"] = "longpoll"
+    callback_path: UrlPath = "/vk/callback"
+    callback_secret: SecretStr = SecretStr("")
+    confirmation_code: str = ""
+    send_rate: Rate = 20
+
+    @model_validator(mode="after")
+    def _complete_when_enabled(self) -> Self:
+        if not self.enabled:
+            return self
+        problems: list[tuple[Loc, str]] = []
+        if not _secret_is_set(self.token):
+            problems.append((("token",), "required when vk.enabled = true"))
+        if self.group_id <= 0:
+            problems.append((("group_id",), "the community id is required when vk.enabled = true"))
+        if self.mode == "callback":
+            if not _secret_is_set(self.callback_secret):
+                problems.append((("callback_secret",), 'required when vk.mode = "callback"'))
+            if not self.confirmation_code:
+                problems.append((("confirmation_code",), 'required when vk.mode = "callback"'))
+        _raise_problems(problems)
+        return self
+
+
+class TelegramSection(_Section):
+    """``[telegram]``: a Telegram bot (SPEC §3)."""
+
+    enabled: bool = False
+    token: SecretStr = SecretStr("")
+    api_url: HttpUrlStr = "https://api.telegram.org"
+    mode: Literal["polling", "webhook"] = "polling"
+    webhook_path: UrlPath = "/tg/webhook"
+    webhook_url: OptionalHttpUrlStr = ""
+    webhook_secret: SecretStr = SecretStr("")
+    send_rate: Rate = 30
+    per_chat_rate: Rate = 1
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _telegram_secret_alphabet(cls, value: SecretStr) -> SecretStr:
+        secret = value.get_secret_value()
+        if secret and not _TG_SECRET_RE.fullmatch(secret):
+            raise ValueError(
+                "Telegram accepts only 1-256 characters A-Z, a-z, 0-9, '_' and '-' here"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _complete_when_enabled(self) -> Self:
+        if not self.enabled:
+            return self
+        problems: list[tuple[Loc, str]] = []
+        if not _secret_is_set(self.token):
+            problems.append((("token",), "required when telegram.enabled = true"))
+        if self.mode == "webhook":
+            if not self.webhook_url:
+                problems.append((("webhook_url",), 'required when telegram.mode = "webhook"'))
+            if not _secret_is_set(self.webhook_secret):
+                problems.append((("webhook_secret",), 'required when telegram.mode = "webhook"'))
+        _raise_problems(problems)
+        return self
+
+
+class OkSection(_Section):
+    """``[ok]``: an Odnoklassniki group chat bot, webhook only (SPEC §3)."""
+
+    enabled: bool = False
+    token: SecretStr = SecretStr("")
+    api_url: HttpUrlStr = "https://api.ok.ru"
+    webhook_path: UrlPath = "/ok/webhook"
+    webhook_url: OptionalHttpUrlStr = ""
+    send_rate: Rate = 20
+
+    @model_validator(mode="after")
+    def _complete_when_enabled(self) -> Self:
+        if not self.enabled:
+            return self
+        problems: list[tuple[Loc, str]] = []
+        if not _secret_is_set(self.token):
+            problems.append((("token",), "required when ok.enabled = true"))
+        if not self.webhook_url:
+            problems.append((("webhook_url",), "required when ok.enabled = true"))
+        _raise_problems(problems)
+        return self
+
+
+class ModeratorsSection(_Section):
+    """``[moderators]``: district moderators (SPEC §6)."""
+
+    ids: list[Identity] = Field(default_factory=list)
+
+
+class Category(_Section):
+    """One ``[[categories]]`` entry: a topic a resident picks."""
+
+    code: Code
+    title: NonBlankStr
+
+
+class Settlement(_Section):
+    """One ``[[settlements]]`` entry: where an appeal is routed and who answers it."""
+
+    code: Code
+    title: NonBlankStr
+    organisation: NonBlankStr
+    admins: list[Identity] = Field(default_factory=list)
+
+
+# --- the whole configuration -------------------------------------------------------------
+
+
+class Config(BaseSettings):
+    """The validated configuration; build it with :func:`load_config`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter=ENV_NESTED_DELIMITER,
+        case_sensitive=False,
+        extra="forbid",
+    )
+
+    bot: BotSection
+    storage: StorageSection = Field(default_factory=StorageSection)
+    web: WebSection = Field(default_factory=WebSection)
+    sla: SlaSection = Field(default_factory=SlaSection)
+    limits: LimitsSection = Field(default_factory=LimitsSection)
+    delivery: DeliverySection = Field(default_factory=DeliverySection)
+    vk: VkSection = Field(default_factory=VkSection)
+    telegram: TelegramSection = Field(default_factory=TelegramSection)
+    ok: OkSection = Field(default_factory=OkSection)
+    moderators: ModeratorsSection = Field(default_factory=ModeratorsSection)
+    categories: list[Category] = Field(default_factory=list)
+    settlements: list[Settlement] = Field(default_factory=list)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Keyword arguments, then the environment, then the TOML file of `load_config`."""
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        toml_path = _TOML_PATH.get()
+        if toml_path is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_path))
+        return tuple(sources)
+
+    @model_validator(mode="after")
+    def _catalogues(self) -> Self:
+        problems: list[tuple[Loc, str]] = []
+        if not self.categories:
+            problems.append((("categories",), "at least one [[categories]] entry is required"))
+        if not self.settlements:
+            problems.append((("settlements",), "at least one [[settlements]] entry is required"))
+        seen: set[str] = set()
+        for i, category in enumerate(self.categories):
+            if category.code in seen:
+                problems.append(
+                    (("categories", i, "code"), f"duplicate category code {category.code!r}")
+                )
+            seen.add(category.code)
+        seen = set()
+        for i, settlement in enumerate(self.settlements):
+            if settlement.code in seen:
+                problems.append(
+                    (("settlements", i, "code"), f"duplicate settlement code {settlement.code!r}")
+                )
+            seen.add(settlement.code)
+        _raise_problems(problems)
+        return self
+
+    def find_settlement(self, code: str) -> Settlement | None:
+        """The settlement with this code, or None."""
+        return next((s for s in self.settlements if s.code == code), None)
+
+    def find_category(self, code: str) -> Category | None:
+        """The category with this code, or None."""
+        return next((c for c in self.categories if c.code == code), None)
+
+
+# --- loading -----------------------------------------------------------------------------
+
+
+class ConfigError(Exception):
+    """A configuration that cannot be used.
+
+    ``str()`` is one line: ``<path>: <dotted.key>: <problem>`` for the first problem, plus
+    `` (and N more problems)`` when there are several. ``problems`` holds every problem as
+    ``<dotted.key>: <problem>`` (or a whole-file problem such as ``file not found``).
+    """
+
+    def __init__(self, path: str | Path, problems: Sequence[str]) -> None:
+        self.path = str(path)
+        self.problems: tuple[str, ...] = tuple(_one_line(p) for p in problems) or (
+            "invalid configuration",
+        )
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        line = f"{_one_line(self.path)}: {self.problems[0]}"
+        more = len(self.problems) - 1
+        if more:
+            line += f" (and {more} more {'problem' if more == 1 else 'problems'})"
+        return line
+
+
+def _one_line(text: str) -> str:
+    return text.replace("\r", "\\r").replace("\n", "\\n")
+
+
+def load_config(path: str | Path) -> Config:
+    """Read, override from the environment and validate the configuration in ``path``.
+
+    Raises :class:`ConfigError` for every problem with the file or the environment values.
+    Safe to call many times with different paths in one process.
+    """
+    shown = str(path)
+    toml_file = Path(path)
+    problem = _toml_file_problem(toml_file)
+    if problem is not None:
+        raise ConfigError(shown, [problem])
+    reset_token = _TOML_PATH.set(toml_file)
+    try:
+        return Config()
+    except ValidationError as exc:
+        raise ConfigError(shown, _validation_problems(exc)) from exc
+    except SettingsError as exc:  # an environment value that is not valid JSON for a list
+        raise ConfigError(shown, [_settings_problem(exc)]) from exc
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, RecursionError) as exc:
+        # The file changed or vanished between the check above and the read.
+        raise ConfigError(shown, [_read_problem(exc)]) from exc
+    finally:
+        _TOML_PATH.reset(reset_token)
+
+
+def _settings_problem(exc: SettingsError) -> str:
+    """Name the environment variables behind a value pydantic-settings could not decode."""
+    match = re.search(r'field "([^"]+)"', str(exc))
+    if match is None:
+        return f"environment: {exc}"
+    field = match.group(1)
+    prefix = (ENV_PREFIX + field).upper()
+    names = sorted(
+        name.upper()
+        for name in os.environ
+        if name.upper() == prefix or name.upper().startswith(prefix + ENV_NESTED_DELIMITER)
+    )
+    return (
+        f"{field}: cannot decode environment variable {' or '.join(names) or prefix} "
+        """(a list or a table must be written as JSON, e.g. '["vk:123"]')"""
+    )
+
+
+def _toml_file_problem(toml_file: Path) -> str | None:
+    """Why the file cannot be read as TOML, or None when it can."""
+    try:
+        data = toml_file.read_bytes()
+        if data.startswith(b"\xef\xbb\xbf"):
+            return "starts with a byte-order mark (BOM); save it as UTF-8 without BOM"
+        tomllib.loads(data.decode("utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, RecursionError) as exc:
+        return _read_problem(exc)
+    return None
+
+
+def _read_problem(exc: BaseException) -> str:
+    if isinstance(exc, FileNotFoundError):
+        return "file not found"
+    if isinstance(exc, IsADirectoryError):
+        return "is a directory, not a file"
+    if isinstance(exc, PermissionError):
+        return "permission denied"
+    if isinstance(exc, OSError):
+        return f"cannot read the file: {exc.strerror or exc}"
+    if isinstance(exc, UnicodeDecodeError):
+        return f"not valid UTF-8 text (byte {exc.start})"
+    if isinstance(exc, RecursionError):
+        return "not valid TOML: nested too deeply"
+    return f"not valid TOML: {exc}"
+
+
+def _validation_problems(exc: ValidationError) -> list[str]:
+    """Translate pydantic errors into ``<dotted.key>: <problem>`` lines."""
+    problems: list[str] = []
+    for error in exc.errors(include_url=False):
+        loc: Loc = tuple(error["loc"])
+        kind = error["type"]
+        cause = error.get("ctx", {}).get("error")
+        if isinstance(cause, _KeyedProblems):
+            for sub_loc, text in cause.problems:
+                problems.append(_keyed(loc + sub_loc, text))
+        elif kind == "extra_forbidden":
+            problems.append(f"unknown key {_dotted(loc)!r}{_env_hint(loc)}")
+        elif kind == "missing":
+            problems.append(_keyed(loc, _missing_text(loc)))
+        elif kind == "model_type":
+            problems.append(_keyed(loc, "should be a TOML table"))
+        else:
+            text = str(error["msg"])
+            for prefix in ("Value error, ", "Assertion failed, "):
+                text = text.removeprefix(prefix)
+            problems.append(_keyed(loc, text))
+    return problems
+
+
+def _keyed(loc: Loc, text: str) -> str:
+    key = _dotted(loc)
+    return f"{key}: {text}{_env_hint(loc)}" if key else text
+
+
+def _missing_text(loc: Loc) -> str:
+    if len(loc) == 1 and isinstance(loc[0], str):
+        field = Config.model_fields.get(loc[0])
+        annotation: Any = field.annotation if field is not None else None
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            return f"required section [{loc[0]}] is missing"
+    return "required key is missing"
+
+
+def _env_hint(loc: Loc) -> str:
+    """Name the environment variable that supplied this key, when one did."""
+    names = {name.upper() for name in os.environ}
+    parts: list[str] = []
+    for part in loc:
+        if isinstance(part, int):
+            break
+        parts.append(part.upper())
+        candidate = ENV_PREFIX + ENV_NESTED_DELIMITER.join(parts)
+        if candidate in names:
+            return f" (from environment variable {candidate})"
+    return ""

@@ -1,0 +1,162 @@
+"""The delivery worker: sends outbox rows through their channels, in order per chat,
+retrying with backoff what failed for a passing reason (SPEC §7)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from collections.abc import Mapping
+from datetime import timedelta
+
+from loguru import logger
+
+from bot.channels.base import Channel, SendError
+from handlers.engine import Clock, utc_now
+from handlers.messages import Outgoing
+from storage.db import Database
+from storage.models import OutboxRow
+
+BATCH = 200
+IDLE_POLL_SECONDS = 1.0
+FIRST_BACKOFF_SECONDS = 1.0
+
+
+class DeliveryWorker:
+    def __init__(
+        self,
+        db: Database,
+        channels: Mapping[str, Channel],
+        *,
+        max_attempts: int,
+        max_backoff_seconds: float,
+        clock: Clock = utc_now,
+    ) -> None:
+        self._db = db
+        self._channels = channels
+        self._max_attempts = max_attempts
+        self._max_backoff = max_backoff_seconds
+        self._clock = clock
+        self._wake = asyncio.Event()
+        self._pass_lock = asyncio.Lock()
+        self._task: asyncio.Task[None] | None = None
+        self._warned_platforms: set[str] = set()
+
+    def wake(self) -> None:
+        """Something was written to the outbox: look now instead of at the next poll."""
+        self._wake.set()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="delivery")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def drain(self) -> None:
+        """Deliver until nothing is due (rows waiting for a later retry are left waiting)."""
+        while await self.deliver_due():
+            pass
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                sent = await self.deliver_due()
+            except Exception:
+                logger.exception("delivery pass failed; retrying shortly")
+                sent = 0
+            if not sent:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(IDLE_POLL_SECONDS):
+                        await self._wake.wait()
+                self._wake.clear()
+
+    async def deliver_due(self) -> int:
+        """One pass over the pending rows, oldest first; returns how many were handled.
+
+        A chat whose earlier row is waiting for a retry gets nothing newer meanwhile, so
+        messages to one chat keep their order.
+        """
+        async with self._pass_lock:
+            async with self._db.transaction() as tx:
+                rows = await tx.outbox.pending(BATCH)
+            now = self._clock()
+            held: set[tuple[str, str]] = set()
+            handled = 0
+            for row, next_attempt_at in rows:
+                chat = (row.platform, row.chat_id)
+                if chat in held:
+                    continue
+                channel = self._channels.get(row.platform)
+                if next_attempt_at > now or channel is None:
+                    held.add(chat)
+                    if channel is None and row.platform not in self._warned_platforms:
+                        self._warned_platforms.add(row.platform)
+                        logger.warning(
+                            "outbox has messages for platform={} but its channel is not "
+                            "enabled; they wait until it is",
+                            row.platform,
+                        )
+                    continue
+                if not await self._send(channel, row):
+                    held.add(chat)
+                handled += 1
+            return handled
+
+    async def _send(self, channel: Channel, row: OutboxRow) -> bool:
+        message = Outgoing.from_body(row.platform, row.chat_id, row.body, row.appeal_number)
+        try:
+            message_ids = await channel.send(message)
+        except SendError as error:
+            await self._failed(row, error.reason, error.retryable, error.retry_after)
+            return False
+        except Exception as error:  # an unexpected failure is treated as a passing one
+            logger.exception("send raised platform={} outbox={}", row.platform, row.id)
+            await self._failed(row, f"{type(error).__name__}: {error}", True, None)
+            return False
+        async with self._db.transaction() as tx:
+            await tx.outbox.mark_sent(row, message_ids, self._clock())
+        logger.debug(
+            "sent outbox={} platform={} appeal={}", row.id, row.platform, row.appeal_number
+        )
+        return True
+
+    async def _failed(
+        self, row: OutboxRow, reason: str, retryable: bool, retry_after: float | None
+    ) -> None:
+        attempts = row.attempts + 1
+        appeal = f"№{row.appeal_number}" if row.appeal_number else "-"
+        async with self._db.transaction() as tx:
+            if retryable and attempts < self._max_attempts:
+                delay = self.backoff(attempts, retry_after)
+                await tx.outbox.mark_retry(row.id, reason, self._clock() + timedelta(seconds=delay))
+                logger.warning(
+                    "send failed, retry in {:.1f}s platform={} appeal {} outbox={} attempt={}: {}",
+                    delay,
+                    row.platform,
+                    appeal,
+                    row.id,
+                    attempts,
+                    reason,
+                )
+            else:
+                await tx.outbox.mark_failed(row.id, reason)
+                logger.error(
+                    "send failed for good platform={} appeal {} outbox={} attempts={}: {}",
+                    row.platform,
+                    appeal,
+                    row.id,
+                    attempts,
+                    reason,
+                )
+
+    def backoff(self, attempts: int, retry_after: float | None) -> float:
+        """About 1 s doubling per attempt, capped, with ±20 % jitter; at least `retry_after`."""
+        base = min(self._max_backoff, FIRST_BACKOFF_SECONDS * 2 ** (attempts - 1))
+        delay = base * random.uniform(0.8, 1.2)
+        if retry_after is not None:
+            delay = max(delay, retry_after)
+        return float(min(delay, max(self._max_backoff, retry_after or 0.0)))

@@ -1,0 +1,49 @@
+"""Degrading an outgoing message to what a channel can show, and splitting long text.
+
+Shared by every channel, so a platform without buttons or photos still gets everything:
+buttons become a numbered list (typing the number or the label presses them, SPEC §3),
+photos become links.
+"""
+
+from __future__ import annotations
+
+from bot.channels.base import Capabilities
+from handlers.messages import Outgoing
+
+
+def plain_text(message: Outgoing, capabilities: Capabilities) -> str:
+    """The message's text with whatever the channel cannot render written into it."""
+    parts = [message.text]
+    if message.photos and not capabilities.photos:
+        parts.append("\n".join(p.url or p.ref for p in message.photos))
+    keyboard = message.keyboard
+    if keyboard and keyboard.rows and not capabilities.buttons:
+        buttons = keyboard.buttons
+        if keyboard.numbered:
+            parts.append("\n".join(f"{i}. {b.label}" for i, b in enumerate(buttons, 1)))
+        else:
+            parts.append(" · ".join(f"[{b.label}]" for b in buttons))
+    return "\n\n".join(part for part in parts if part)
+
+
+def split_text(text: str, limit: int) -> list[str]:
+    """Cut text into chunks of at most `limit` characters, preferring paragraph, line and
+    word boundaries so that no word is broken unless a single word is longer than a chunk."""
+    if limit <= 0:
+        raise ValueError("limit must be positive")
+    chunks: list[str] = []
+    rest = text
+    while len(rest) > limit:
+        window = rest[:limit]
+        cut = -1
+        for separator in ("\n\n", "\n", " "):
+            cut = window.rfind(separator)
+            if cut > limit // 2:
+                break
+        if cut <= 0:
+            cut = limit
+        chunks.append(rest[:cut].rstrip())
+        rest = rest[cut:].lstrip()
+    if rest or not chunks:
+        chunks.append(rest)
+    return chunks

@@ -1,0 +1,98 @@
+"""The unit of work around every update: once-only check, the handler, the outbox, one commit.
+
+Channels hand every normalized message to `Engine.handle`. Within one transaction it records
+the platform event id, lets the conversation logic decide what to say, and writes the replies
+to the outbox, so that a crash leaves either all of an update's effects or none of them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+
+from loguru import logger
+
+from handlers import texts
+from handlers.context import Context
+from handlers.messages import Incoming, Outgoing
+from handlers.resident import handle_resident
+from handlers.settings import HandlerSettings
+from handlers.text_input import clean_text
+from storage.db import Database
+
+Clock = Callable[[], datetime]
+Notify = Callable[[], None]
+Handler = Callable[[Context], Awaitable[None]]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Engine:
+    def __init__(
+        self,
+        db: Database,
+        settings: HandlerSettings,
+        *,
+        clock: Clock = utc_now,
+        on_outbox: Notify | None = None,
+    ) -> None:
+        self.db = db
+        self.settings = settings
+        self.clock = clock
+        self._on_outbox = on_outbox
+
+    async def handle(self, message: Incoming) -> bool:
+        """Process one update; False if it was a redelivery and changed nothing.
+
+        Never raises for a bad message: a failure rolls the update back, is logged, and the
+        person gets a short apology instead of silence.
+        """
+        message = dataclasses.replace(
+            message,
+            text=clean_text(message.text),
+            display_name=clean_text(message.display_name),
+        )
+        now = self.clock()
+        try:
+            async with self.db.transaction() as tx:
+                if message.event_id is not None and not await tx.events.record_once(
+                    message.platform, message.event_id, now
+                ):
+                    logger.info(
+                        "duplicate event ignored platform={} event={}",
+                        message.platform,
+                        message.event_id,
+                    )
+                    return False
+                resident = await tx.residents.get_or_create(
+                    message.platform, message.user_id, message.chat_id, now
+                )
+                ctx = Context(message, tx, self.settings, now, resident)
+                await handle_resident(ctx)
+                for out in ctx.outgoing:
+                    await tx.outbox.add(
+                        out.platform, out.chat_id, out.body(), now, appeal_number=out.appeal_number
+                    )
+        except Exception:
+            logger.exception("update failed platform={} chat={}", message.platform, message.chat_id)
+            await self._apologise(message, now)
+            return False
+        self._notify()
+        return True
+
+    async def _apologise(self, message: Incoming, now: datetime) -> None:
+        try:
+            async with self.db.transaction() as tx:
+                sorry = Outgoing(message.platform, message.chat_id, texts.SOMETHING_WENT_WRONG)
+                await tx.outbox.add(sorry.platform, sorry.chat_id, sorry.body(), now)
+        except Exception:
+            logger.exception("could not queue the apology platform={}", message.platform)
+            return
+        self._notify()
+
+    def _notify(self) -> None:
+        if self._on_outbox is not None:
+            self._on_outbox()

@@ -1,0 +1,309 @@
+"""The appeal form (SPEC §4, steps 1–8): consent, category, settlement, description, place,
+photos, contact, confirmation. Each step asks one question and reads one answer."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from handlers import keyboards, texts
+from handlers.context import Context
+from handlers.keyboards import SKIP, nav_row, one_per_row
+from handlers.messages import Button, Keyboard
+from handlers.registration import register_appeal
+from handlers.steps import Finish, Goto, Prompt, Stay, Step, Transition
+from handlers.text_input import clean_text, normalize_phone, visible_length
+from storage.models import Draft
+
+MAX_PLACE = 500
+MAX_NAME = 100
+
+
+def consent_text(ctx: Context) -> str:
+    s = ctx.settings
+    return texts.CONSENT.format(
+        bot_name=s.bot_name, version=s.privacy_policy_version, url=s.privacy_policy_url
+    )
+
+
+def needs_consent(ctx: Context) -> bool:
+    resident = ctx.resident
+    return (
+        resident.consent_at is None
+        or resident.consent_version != ctx.settings.privacy_policy_version
+    )
+
+
+def first_step(ctx: Context) -> str:
+    """Where a new appeal starts: consent first if it is missing or for an older policy."""
+    return ConsentStep.name if needs_consent(ctx) else CategoryStep.name
+
+
+def draft_photos(draft: Draft) -> list[dict[str, Any]]:
+    photos: list[dict[str, Any]] = draft.data.setdefault("photos", [])
+    return photos
+
+
+def take_photos(ctx: Context, draft: Draft) -> str | None:
+    """Attach the message's photos to the draft (up to the limit); a note to say, if any."""
+    if not ctx.message.photos:
+        return None
+    limit = ctx.settings.limits.max_photos
+    photos = draft_photos(draft)
+    room = max(0, limit - len(photos))
+    photos.extend(p.to_dict() for p in ctx.message.photos[:room])
+    if len(ctx.message.photos) > room:
+        return texts.PHOTOS_FULL.format(max=limit)
+    return texts.PHOTO_ADDED.format(count=len(photos), max=limit)
+
+
+class ConsentStep(Step):
+    name = "consent"
+
+    def prompt(self, ctx: Context, draft: Draft) -> Prompt:
+        agree = Button(texts.AGREE, "consent:yes")
+        disagree = Button(texts.DISAGREE, "consent:no")
+        return Prompt(consent_text(ctx), Keyboard(rows=((agree, disagree),), numbered=True))
+
+    async def handle(self, ctx: Context, draft: Draft, pressed: Button | None) -> Transition:
+        if pressed is None:
+            return Stay(texts.HINT_CHOOSE)
+        if pressed.payload == "consent:no":
+            ctx.reply(texts.CONSENT_REFUSED, keyboards.main_menu())
+            return Finish()
+        digest = hashlib.sha256(consent_text(ctx).encode()).hexdigest()
+        name = clean_text(ctx.message.display_name)[:MAX_NAME] or None
+        await ctx.tx.residents.give_consent(
+            ctx.resident.id,
+            version=ctx.settings.privacy_policy_version,
+            text_hash=digest,
+            display_name=name,
+            now=ctx.now,
+        )
+        await ctx.tx.audit.add(ctx.message.identity, "consent_given", ctx.now, details=digest)
+        return Goto(CategoryStep.name)
+
+
+class CategoryStep(Step):
+    name = "category"
+
+    def prompt(self, ctx: Context, draft: Draft) -> Prompt:
+        buttons = (Button(c.title, f"cat:{c.code}") for c in ctx.settings.categories)
+        return Prompt(texts.ASK_CATEGORY, one_per_row(buttons, nav_row(back=False), numbered=True))
+
+    async def handle(self, ctx: Context, draft: Draft, pressed: Button | None) -> Transition:
+        if pressed is None:
+            return Stay(texts.HINT_CHOOSE)
+        draft.data["category"] = pressed.payload.removeprefix("cat:")
+        return Goto(SettlementStep.name)
+
+
+class SettlementStep(Step):
+    name = "settlement"
+
+    def prompt(self, ctx: Context, draft: Draft) -> Prompt:
+        buttons = (Button(s.title, f"st:{s.code}") for s in ctx.settings.settlements)
+        return Prompt(texts.ASK_SETTLEMENT, one_per_row(buttons, nav_row(), numbered=True))
+
+    async def handle(self, ctx: Context, draft: Draft, pressed: Button | None) -> Transition:
+        if pressed is None:
+            return Stay(texts.HINT_CHOOSE)
+        draft.data["settlement"] = pressed.payload.removeprefix("st:")
+        return Goto(DescriptionStep.name)
+
+    def previous(self, ctx: Context) -> str | None:
+        return CategoryStep.name
+
+
+class DescriptionStep(Step):
+    """Free text within the configured length. Too short: what was typed is kept and the next
+    message is added to it. Too long: the resident is asked to shorten it."""
+
+    name = "description"
+
+    def prompt(self, ctx: Context, draft: Draft) -> Prompt:
+        limits = ctx.settings.limits
+        text = texts.ASK_DESCRIPTION.format(min=limits.min_description, max=limits.max_description)
+        return Prompt(text, Keyboard(rows=(nav_row(),)))
+
+    async def handle(self, ctx: Context, draft: Draft, pressed: Button | None) -> Transition:
+        photo_note = take_photos(ctx, draft)
+        typed = ctx.message.text
+        if not typed:
+            return Stay(photo_note or texts.HINT_TEXT_EXPECTED)
+        partial = draft.data.pop("description_partial", None)
+        text = f"{partial}\n{typed}" if partial else typed
+        limits = ctx.settings.limits
+        if len(text) > limits.max_description:
+            return Stay(
+                texts.DESCRIPTION_TOO_LONG.format(length=len(text), max=limits.max_description)
+            )
+        length = visible_length(text)
+        if length < limits.min_description:
+            draft.data["description_partial"] = text
+            return Stay(
+                texts.DESCRIPTION_TOO_SHORT.format(length=length, min=limits.min_description)
+            )
+        draft.data["description"] = text
+        return Goto(PlaceStep.name)
+
+    def previous(self, ctx: Context) -> str | None:
+        return SettlementStep.name
+
+
+class PlaceStep(Step):
+    name = "place"
+
+    def prompt(self, ctx: Context, draft: Draft) -> Prompt:
+        return Prompt(texts.ASK_PLACE, Keyboard(rows=((SKIP,), nav_row())))
+
+    async def handle(self, ctx: Context, draft: Draft, pressed: Button | None) -> Transition:
+        message = ctx.message
+        if pressed is not None:  # «Пропустить»
+            draft.data.update(place=None, latitude=None, longitude=None)
+            return Goto(photos_or_contact(ctx))
+        photo_note = take_photos(ctx, draft)
+        if message.location is None and not message.text:
+            return Stay(photo_note or texts.HINT_TEXT_EXPECTED)
+        if len(message.text) > MAX_PLACE:
+            return Stay(texts.PLACE_TOO_LONG.format(max=MAX_PLACE))
+        draft.data["place"] = message.text or None
+        if message.location is not None:
+            draft.data["latitude"] = message.location.latitude
+            draft.data["longitude"] = message.location.longitude
+        return Goto(photos_or_contact(ctx))
+
+    def previous(self, ctx: Context) -> str | None:
+        return DescriptionStep.name
+
+
+def photos_or_contact(ctx: Context) -> str:
+    return PhotosStep.name if ctx.settings.limits.max_photos > 0 else NameStep.name
+
+
+class PhotosStep(Step):
+    name = "photos"
+
+    def prompt(self, ctx: Context, draft: Draft) -> Prompt:
+        text = texts.ASK_PHOTOS.format(max=ctx.settings.limits.max_photos)
+        return Prompt(text, Keyboard(rows=((keyboards.DONE, SKIP), nav_row())))
+
+    async def handle(self, ctx: Context, draft: Draft, pressed: Button | None) -> Transition:
+        if pressed is not None:  # «Готово» or «Пропустить»: photos already attached are kept
+            return Goto(NameStep.name)
+        note = take_photos(ctx, draft)
+        if note is None:
+            return Stay(texts.PHOTOS_EXPECTED)
+        if len(draft_photos(draft)) >= ctx.settings.limits.max_photos:
+            ctx.reply(note)
+            return Goto(NameStep.name)
+        return Stay(note)
+
+    def previous(self, ctx: Context) -> str | None:
+        return PlaceStep.name
+
+
+class NameStep(Step):
+    name = "contact_name"
+
+    def prompt(self, ctx: Context, draft: Draft) -> Prompt:
+        profile = clean_text(ctx.message.display_name)[:MAX_NAME]
+        rows: list[tuple[Button, ...]] = []
+        if profile:
+            rows.append((Button(texts.KEEP_NAME, "name:keep"),))
+            text = texts.ASK_NAME_WITH_PROFILE.format(name=profile)
+        else:
+            text = texts.ASK_NAME
+        rows += [(SKIP,), nav_row()]
+        return Prompt(text, Keyboard(rows=tuple(rows)))
+
+    async def handle(self, ctx: Context, draft: Draft, pressed: Button | None) -> Transition:
+        if pressed is not None:
+            keep = pressed.payload == "name:keep"
+            draft.data["contact_name"] = (
+                clean_text(ctx.message.display_name)[:MAX_NAME] or None if keep else None
+            )
+            return Goto(PhoneStep.name)
+        if not ctx.message.text:
+            return Stay(texts.HINT_TEXT_EXPECTED)
+        if len(ctx.message.text) > MAX_NAME:
+            return Stay(texts.NAME_TOO_LONG.format(max=MAX_NAME))
+        draft.data["contact_name"] = ctx.message.text
+        return Goto(PhoneStep.name)
+
+    def previous(self, ctx: Context) -> str | None:
+        return PhotosStep.name if ctx.settings.limits.max_photos > 0 else PlaceStep.name
+
+
+class PhoneStep(Step):
+    name = "contact_phone"
+
+    def prompt(self, ctx: Context, draft: Draft) -> Prompt:
+        return Prompt(texts.ASK_PHONE, Keyboard(rows=((SKIP,), nav_row())))
+
+    async def handle(self, ctx: Context, draft: Draft, pressed: Button | None) -> Transition:
+        if pressed is not None:
+            draft.data["contact_phone"] = None
+            return Goto(ConfirmStep.name)
+        given = ctx.message.phone or ctx.message.text
+        if not given:
+            return Stay(texts.HINT_TEXT_EXPECTED)
+        phone = normalize_phone(given)
+        if phone is None:
+            return Stay(texts.PHONE_INVALID)
+        draft.data["contact_phone"] = phone
+        return Goto(ConfirmStep.name)
+
+    def previous(self, ctx: Context) -> str | None:
+        return NameStep.name
+
+
+def summary(ctx: Context, draft: Draft) -> str:
+    data = draft.data
+    category = ctx.settings.category(data.get("category", ""))
+    settlement = ctx.settings.settlement(data.get("settlement", ""))
+    lines = [
+        texts.SUMMARY_CATEGORY.format(value=category.title if category else texts.NOT_GIVEN),
+        texts.SUMMARY_SETTLEMENT.format(value=settlement.title if settlement else texts.NOT_GIVEN),
+        texts.SUMMARY_TEXT.format(value=data.get("description", "")),
+        texts.SUMMARY_PLACE.format(value=data.get("place") or texts.NOT_GIVEN),
+    ]
+    if data.get("latitude") is not None:
+        lines.append(texts.SUMMARY_LOCATION.format(lat=data["latitude"], lon=data["longitude"]))
+    lines += [
+        texts.SUMMARY_PHOTOS.format(value=len(data.get("photos", [])) or texts.NOT_GIVEN),
+        texts.SUMMARY_NAME.format(value=data.get("contact_name") or texts.NOT_GIVEN),
+        texts.SUMMARY_PHONE.format(value=data.get("contact_phone") or texts.NOT_GIVEN),
+    ]
+    return "\n".join(lines)
+
+
+class ConfirmStep(Step):
+    name = "confirm"
+
+    def prompt(self, ctx: Context, draft: Draft) -> Prompt:
+        send = Button(texts.SEND, "send")
+        text = texts.CONFIRM.format(summary=summary(ctx, draft))
+        return Prompt(text, Keyboard(rows=((send,), nav_row()), numbered=True))
+
+    async def handle(self, ctx: Context, draft: Draft, pressed: Button | None) -> Transition:
+        if pressed is None:
+            return Stay(texts.HINT_CHOOSE)
+        await register_appeal(ctx, draft)
+        return Finish()
+
+    def previous(self, ctx: Context) -> str | None:
+        return PhoneStep.name
+
+
+FORM_STEPS: tuple[Step, ...] = (
+    ConsentStep(),
+    CategoryStep(),
+    SettlementStep(),
+    DescriptionStep(),
+    PlaceStep(),
+    PhotosStep(),
+    NameStep(),
+    PhoneStep(),
+    ConfirmStep(),
+)

@@ -1,0 +1,47 @@
+"""What the conversation logic needs to know of the deployment (built by bot/ from config)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo
+
+
+@dataclass(frozen=True)
+class Category:
+    code: str
+    title: str
+
+
+@dataclass(frozen=True)
+class Settlement:
+    code: str
+    title: str
+    organisation: str
+
+
+@dataclass(frozen=True)
+class Limits:
+    min_description: int = 10
+    max_description: int = 4000
+    max_photos: int = 5
+    draft_ttl_days: int = 7
+    messages_per_minute: int = 20
+
+
+@dataclass(frozen=True)
+class HandlerSettings:
+    bot_name: str
+    timezone: ZoneInfo
+    privacy_policy_url: str
+    privacy_policy_version: str
+    formal_appeal_url: str
+    categories: tuple[Category, ...]
+    settlements: tuple[Settlement, ...]
+    limits: Limits
+    answer_within_hours: int = 24
+
+    def category(self, code: str) -> Category | None:
+        return next((c for c in self.categories if c.code == code), None)
+
+    def settlement(self, code: str) -> Settlement | None:
+        return next((s for s in self.settlements if s.code == code), None)

@@ -1,0 +1,56 @@
+"""How a dialogue step is described: the question it asks and what an answer leads to."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+from handlers.context import Context
+from handlers.messages import Button, Keyboard
+from storage.models import Draft
+
+
+@dataclass(frozen=True)
+class Prompt:
+    text: str
+    keyboard: Keyboard
+
+
+@dataclass(frozen=True)
+class Goto:
+    """Move to another step and ask its question."""
+
+    step: str
+
+
+@dataclass(frozen=True)
+class Stay:
+    """Ask the same question again, after `hint` if one is given."""
+
+    hint: str | None = None
+
+
+@dataclass(frozen=True)
+class Finish:
+    """The dialogue is over: the draft is dropped; the step has already replied."""
+
+
+Transition = Goto | Stay | Finish
+
+
+class Step(ABC):
+    """One question of a dialogue. `name` is what the draft stores; `form` marks the steps
+    of the appeal form (a resident coming back to one is offered to continue)."""
+
+    name: str
+    form: bool = True
+
+    @abstractmethod
+    def prompt(self, ctx: Context, draft: Draft) -> Prompt: ...
+
+    @abstractmethod
+    async def handle(self, ctx: Context, draft: Draft, pressed: Button | None) -> Transition: ...
+
+    def previous(self, ctx: Context) -> str | None:
+        """The step «Назад» leads to; None where there is no way back."""
+        return None

@@ -1,0 +1,23 @@
+"""Platform event ids already processed: a redelivered update is recognised and ignored."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import aiosqlite
+
+from storage.times import to_db
+
+
+class ProcessedEventRepository:
+    def __init__(self, conn: aiosqlite.Connection) -> None:
+        self._conn = conn
+
+    async def record_once(self, platform: str, event_id: str, now: datetime) -> bool:
+        """Record the event; False when it had been recorded before (a redelivery)."""
+        async with self._conn.execute(
+            "INSERT INTO processed_events (platform, event_id, processed_at) VALUES (?, ?, ?)"
+            " ON CONFLICT DO NOTHING",
+            (platform, event_id, to_db(now)),
+        ) as cursor:
+            return cursor.rowcount == 1

@@ -1,0 +1,109 @@
+"""The outbox: outgoing messages waiting for delivery, their attempts, and what carried them."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import aiosqlite
+
+from storage.models import OutboxRow
+from storage.times import from_db, to_db
+
+
+class OutboxRepository:
+    def __init__(self, conn: aiosqlite.Connection) -> None:
+        self._conn = conn
+
+    async def add(
+        self,
+        platform: str,
+        chat_id: str,
+        body: dict[str, Any],
+        now: datetime,
+        *,
+        appeal_number: int | None = None,
+    ) -> int:
+        async with self._conn.execute(
+            "INSERT INTO outbox (platform, chat_id, body, appeal_id, next_attempt_at, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                platform,
+                chat_id,
+                json.dumps(body, ensure_ascii=False),
+                appeal_number,
+                to_db(now),
+                to_db(now),
+            ),
+        ) as cursor:
+            assert cursor.lastrowid is not None
+            return cursor.lastrowid
+
+    async def pending(self, limit: int) -> list[tuple[OutboxRow, datetime]]:
+        """Pending rows in the order they were written, each with its next attempt time."""
+        async with self._conn.execute(
+            "SELECT id, platform, chat_id, body, appeal_id, attempts, next_attempt_at FROM outbox"
+            " WHERE status = 'pending' ORDER BY id LIMIT ?",
+            (limit,),
+        ) as cursor:
+            rows = await cursor.fetchall()
+        return [
+            (
+                OutboxRow(
+                    id=row[0],
+                    platform=row[1],
+                    chat_id=row[2],
+                    body=json.loads(row[3]),
+                    appeal_number=row[4],
+                    attempts=row[5],
+                ),
+                from_db(row[6]),
+            )
+            for row in rows
+        ]
+
+    async def count(self, status: str = "pending") -> int:
+        async with self._conn.execute(
+            "SELECT count(*) FROM outbox WHERE status = ?", (status,)
+        ) as cursor:
+            row = await cursor.fetchone()
+        return int(row[0]) if row else 0
+
+    async def mark_sent(self, row: OutboxRow, message_ids: Sequence[str], now: datetime) -> None:
+        """The row was delivered; remember which platform messages carried it."""
+        await self._conn.execute(
+            "UPDATE outbox SET status = 'sent', sent_at = ?, attempts = attempts + 1,"
+            " last_error = NULL WHERE id = ?",
+            (to_db(now), row.id),
+        )
+        await self._conn.executemany(
+            "INSERT OR REPLACE INTO sent_messages (platform, chat_id, message_id, outbox_id,"
+            " appeal_id) VALUES (?, ?, ?, ?, ?)",
+            [(row.platform, row.chat_id, mid, row.id, row.appeal_number) for mid in message_ids],
+        )
+
+    async def mark_retry(self, row_id: int, error: str, next_attempt_at: datetime) -> None:
+        await self._conn.execute(
+            "UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ?"
+            " WHERE id = ?",
+            (error, to_db(next_attempt_at), row_id),
+        )
+
+    async def mark_failed(self, row_id: int, error: str) -> None:
+        await self._conn.execute(
+            "UPDATE outbox SET status = 'failed', attempts = attempts + 1, last_error = ?"
+            " WHERE id = ?",
+            (error, row_id),
+        )
+
+    async def appeal_of_message(self, platform: str, chat_id: str, message_id: str) -> int | None:
+        """The appeal a message sent by the bot was about (for quote-replies), if any."""
+        async with self._conn.execute(
+            "SELECT appeal_id FROM sent_messages WHERE platform = ? AND chat_id = ?"
+            " AND message_id = ?",
+            (platform, chat_id, message_id),
+        ) as cursor:
+            row = await cursor.fetchone()
+        return int(row[0]) if row and row[0] is not None else None

@@ -1,0 +1,82 @@
+"""Residents: one row per messenger identity, with the consent they gave (152-ФЗ)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import aiosqlite
+
+from storage.models import Resident
+from storage.times import from_db, to_db
+
+_COLUMNS = "id, platform, user_id, chat_id, display_name, consent_at, consent_version"
+
+
+def _resident(row: aiosqlite.Row) -> Resident:
+    return Resident(
+        id=row["id"],
+        platform=row["platform"],
+        user_id=row["user_id"],
+        chat_id=row["chat_id"],
+        display_name=row["display_name"],
+        consent_at=from_db(row["consent_at"]) if row["consent_at"] else None,
+        consent_version=row["consent_version"],
+    )
+
+
+class ResidentRepository:
+    def __init__(self, conn: aiosqlite.Connection) -> None:
+        self._conn = conn
+
+    async def get(self, resident_id: int) -> Resident | None:
+        async with self._conn.execute(
+            f"SELECT {_COLUMNS} FROM residents WHERE id = ?", (resident_id,)
+        ) as cursor:
+            row = await cursor.fetchone()
+        return _resident(row) if row else None
+
+    async def find(self, platform: str, user_id: str) -> Resident | None:
+        async with self._conn.execute(
+            f"SELECT {_COLUMNS} FROM residents WHERE platform = ? AND user_id = ?",
+            (platform, user_id),
+        ) as cursor:
+            row = await cursor.fetchone()
+        return _resident(row) if row else None
+
+    async def get_or_create(
+        self, platform: str, user_id: str, chat_id: str, now: datetime
+    ) -> Resident:
+        """The resident behind an identity; the chat id is kept current (nothing else personal)."""
+        await self._conn.execute(
+            "INSERT INTO residents (platform, user_id, chat_id, created_at) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (platform, user_id) DO UPDATE SET chat_id = excluded.chat_id"
+            " WHERE chat_id <> excluded.chat_id",
+            (platform, user_id, chat_id, to_db(now)),
+        )
+        resident = await self.find(platform, user_id)
+        assert resident is not None
+        return resident
+
+    async def give_consent(
+        self,
+        resident_id: int,
+        *,
+        version: str,
+        text_hash: str,
+        display_name: str | None,
+        now: datetime,
+    ) -> None:
+        await self._conn.execute(
+            "UPDATE residents SET consent_at = ?, consent_version = ?, consent_text_hash = ?,"
+            " consent_platform = platform, display_name = ? WHERE id = ?",
+            (to_db(now), version, text_hash, display_name, resident_id),
+        )
+
+    async def withdraw_consent(self, resident_id: int) -> None:
+        """Forget the consent and the name; the identity row stays so the chat still works."""
+        await self._conn.execute(
+            "UPDATE residents SET consent_at = NULL, consent_version = NULL,"
+            " consent_text_hash = NULL, consent_platform = NULL, display_name = NULL"
+            " WHERE id = ?",
+            (resident_id,),
+        )
