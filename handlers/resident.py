@@ -242,7 +242,10 @@ async def handle_resident(ctx: Context) -> None:
             await goto(ctx, draft, ResumeStep.name)
             return
     if draft is None:
-        await _idle_menu(ctx)
+        if is_one_of(text, texts.MENU_WORDS):
+            greet(ctx)
+        else:
+            await _idle_menu(ctx)
         return
     await _answer_step(ctx, draft)
 

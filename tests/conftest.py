@@ -1,0 +1,131 @@
+"""Fixtures that drive the whole product through real channels: an app on a SQLite file in
+tmp_path, in-memory channels, a controllable clock, and people who type and press buttons."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.app import App
+from bot.channels.memory import MemoryChannel
+from bot.cli import example_config_path
+from bot.config import Config, StorageSection, load_config
+from handlers.messages import Outgoing
+
+START = datetime(2026, 3, 2, 6, 0, tzinfo=UTC)  # 11:00 in Asia/Yekaterinburg
+
+
+class Clock:
+    def __init__(self, now: datetime = START) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+class Person:
+    """Someone writing to the bot on one channel; `say` and `press` return the replies."""
+
+    def __init__(self, harness: Harness, channel: MemoryChannel, user_id: str, name: str) -> None:
+        self.harness = harness
+        self.channel = channel
+        self.user_id = user_id
+        self.name = name
+        self._seen = 0
+        self.last: list[Outgoing] = []
+
+    async def send(self, text: str = "", **fields: Any) -> list[Outgoing]:
+        fields.setdefault("display_name", self.name)
+        await self.channel.receive(self.user_id, text, **fields)
+        await self.harness.app.settle()
+        return self.replies()
+
+    async def say(self, text: str) -> list[Outgoing]:
+        return await self.send(text)
+
+    async def press(self, label: str) -> list[Outgoing]:
+        """Press the button labelled `label` on the latest keyboard the bot showed."""
+        for message in reversed(self.last):
+            if message.keyboard is None:
+                continue
+            for button in message.keyboard.buttons:
+                if button.label == label:
+                    return await self.send(payload=button.payload)
+        raise AssertionError(f"no button {label!r} in {[m.text[:40] for m in self.last]}")
+
+    def replies(self) -> list[Outgoing]:
+        sent = self.channel.sent_to(self.user_id)
+        new = sent[self._seen :]
+        self._seen = len(sent)
+        if new:
+            self.last = new
+        return new
+
+    @property
+    def text(self) -> str:
+        """All text of the latest replies, joined."""
+        return "\n".join(m.text for m in self.last)
+
+    @property
+    def labels(self) -> list[str]:
+        keyboard = self.last[-1].keyboard if self.last else None
+        return [b.label for b in keyboard.buttons] if keyboard else []
+
+
+class Harness:
+    def __init__(self, config: Config, clock: Clock) -> None:
+        self.config = config
+        self.clock = clock
+        self.channel = MemoryChannel("vk")
+        self.app = App(config, [self.channel], clock=clock)
+
+    async def start(self) -> None:
+        await self.app.start()
+
+    async def restart(self) -> None:
+        """A new app instance on the same database file, as after a process restart;
+        the people keep their chats (the same channel object)."""
+        await self.app.stop()
+        self.app = App(self.config, [self.channel], clock=self.clock)
+        await self.app.start()
+
+    def person(self, user_id: str = "1001", name: str = "Иван Петров") -> Person:
+        return Person(self, self.channel, user_id, name)
+
+
+def make_config(db_path: Path, **sections: Any) -> Config:
+    config = load_config(example_config_path())
+    update: dict[str, Any] = {"storage": StorageSection(url=f"sqlite:///{db_path}")}
+    for name, values in sections.items():
+        update[name] = getattr(config, name).model_copy(update=values)
+    return config.model_copy(update=update)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Config:
+    return make_config(tmp_path / "appeals.db")
+
+
+@pytest.fixture
+async def harness(config: Config, clock: Clock) -> AsyncIterator[Harness]:
+    h = Harness(config, clock)
+    await h.start()
+    yield h
+    await h.app.stop()
+
+
+@pytest.fixture
+def resident(harness: Harness) -> Person:
+    return harness.person()
