@@ -17,6 +17,7 @@ from handlers.engine import Clock, Engine, utc_now
 from handlers.messages import Incoming
 from handlers.settings import Category, HandlerSettings, Limits, Settlement
 from storage.db import Database
+from storage.staff import ADMIN, MODERATOR
 
 HOUSEKEEPING_SECONDS = 3600.0
 DEFAULT_GRACE_SECONDS = 10.0
@@ -42,6 +43,13 @@ def handler_settings(config: Config) -> HandlerSettings:
         ),
         answer_within_hours=config.sla.answer_within_hours,
     )
+
+
+def staff_from_config(config: Config) -> list[tuple[str, str, str]]:
+    """(identity, role, settlement) rows that the configuration names."""
+    rows = [(identity, MODERATOR, "") for identity in config.moderators.ids]
+    rows += [(identity, ADMIN, s.code) for s in config.settlements for identity in s.admins]
+    return rows
 
 
 class App:
@@ -84,6 +92,8 @@ class App:
             clock=self.clock,
             on_outbox=self._delivery.wake,
         )
+        async with self._db.transaction() as tx:
+            await tx.staff.seed(staff_from_config(self.config), self.clock())
         self._delivery.start()
         self._housekeeping = asyncio.create_task(self._housekeep(), name="housekeeping")
         self._accepting = True

@@ -5,14 +5,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import shutil
 import signal
 import sys
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from bot.config import Config, ConfigError, StorageSection, load_config
+from bot.config import Config, ConfigError, load_config
 from bot.logs import setup_logging
 
 DEFAULT_CONFIG = "config.toml"
@@ -78,22 +76,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _demo(config_path: Path, db: Path | None) -> int:
+    from bot.demo import DemoDatabase, demo_config
     from handlers import texts
 
     config = load_config(config_path)
-    workdir = None
-    if db is None:
-        workdir = Path(tempfile.mkdtemp(prefix="appeals-demo-"))
-        db = workdir / "demo.db"
-    config = config.model_copy(update={"storage": StorageSection(url=f"sqlite:///{db}")})
-    print(texts.DEMO_INTRO)
-    if workdir is None:
-        print(texts.DEMO_DATABASE.format(path=db))
-    try:
-        return asyncio.run(_run(config, console=True, channels_from_config=False))
-    finally:
-        if workdir is not None:
-            shutil.rmtree(workdir, ignore_errors=True)
+    with DemoDatabase(db) as database:
+        print(texts.DEMO_INTRO)
+        if database.kept:
+            print(texts.DEMO_DATABASE.format(path=database.path))
+        return asyncio.run(
+            _run(demo_config(config, database.path), console=True, channels_from_config=False)
+        )
 
 
 async def _run(config: Config, *, console: bool, channels_from_config: bool = True) -> int:

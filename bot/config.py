@@ -47,6 +47,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from handlers.identity import PLATFORMS, parse_identity
+
 __all__ = [
     "ENV_NESTED_DELIMITER",
     "ENV_PREFIX",
@@ -73,10 +75,6 @@ __all__ = [
 ENV_PREFIX = "APPEALS_"
 ENV_NESTED_DELIMITER = "__"
 
-# Platform ids of SPEC §3 (plus `max`, planned) that may appear in a staff identity.
-PLATFORMS: tuple[str, ...] = ("vk", "tg", "ok", "console", "max")
-
-_USER_ID_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 _CODE_RE = re.compile(r"[a-z][a-z0-9_]{0,31}")
 # Telegram setWebhook secret_token: 1-256 characters A-Z a-z 0-9 _ - (messenger-apis notes).
 _TG_SECRET_RE = re.compile(r"[A-Za-z0-9_-]{1,256}")
@@ -121,27 +119,6 @@ def _dotted(loc: Sequence[str | int]) -> str:
 
 
 # --- reusable value checks -------------------------------------------------------------
-
-
-def parse_identity(value: str) -> tuple[str, str]:
-    """Split a staff identity ``platform:user_id`` into ``(platform, user_id)``.
-
-    Raises ``ValueError`` with a readable message when the platform is not one of
-    :data:`PLATFORMS` or the user id is not 1-64 characters of ``A-Z a-z 0-9 _ . -``.
-    """
-    platform, sep, user_id = value.partition(":")
-    if not sep:
-        raise ValueError(f"identity {value!r} must look like platform:user_id, e.g. 'vk:123'")
-    if platform not in PLATFORMS:
-        raise ValueError(
-            f"unknown platform {platform!r} in identity {value!r} (expected {', '.join(PLATFORMS)})"
-        )
-    if not _USER_ID_RE.fullmatch(user_id):
-        raise ValueError(
-            f"bad user id {user_id!r} in identity {value!r} "
-            "(expected 1-64 characters: Latin letters, digits, '_', '.' or '-')"
-        )
-    return platform, user_id
 
 
 def _check_identity(value: str) -> str:

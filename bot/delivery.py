@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import random
 from collections.abc import Mapping
 from datetime import timedelta
@@ -75,39 +76,36 @@ class DeliveryWorker:
                 self._wake.clear()
 
     async def deliver_due(self) -> int:
-        """One pass over the pending rows, oldest first; returns how many were handled.
-
-        A chat whose earlier row is waiting for a retry gets nothing newer meanwhile, so
-        messages to one chat keep their order.
-        """
+        """One pass: the oldest due row of every chat whose channel runs; returns how many
+        were handled. Only a chat's oldest row is offered, so one chat's messages keep their
+        order and a chat waiting for a retry holds up nobody else."""
         async with self._pass_lock:
             async with self._db.transaction() as tx:
-                rows = await tx.outbox.pending(BATCH)
-            now = self._clock()
-            held: set[tuple[str, str]] = set()
-            handled = 0
-            for row, next_attempt_at in rows:
-                chat = (row.platform, row.chat_id)
-                if chat in held:
-                    continue
-                channel = self._channels.get(row.platform)
-                if next_attempt_at > now or channel is None:
-                    held.add(chat)
-                    if channel is None and row.platform not in self._warned_platforms:
-                        self._warned_platforms.add(row.platform)
-                        logger.warning(
-                            "outbox has messages for platform={} but its channel is not "
-                            "enabled; they wait until it is",
-                            row.platform,
-                        )
-                    continue
-                if not await self._send(channel, row):
-                    held.add(chat)
-                handled += 1
-            return handled
+                waiting = await tx.outbox.platforms_waiting()
+                rows = await tx.outbox.due_heads(self._clock(), list(self._channels), BATCH)
+            self._warn_about_disabled(waiting)
+            for row in rows:
+                await self._send(self._channels[row.platform], row)
+            return len(rows)
+
+    def _warn_about_disabled(self, platforms: list[str]) -> None:
+        for platform in platforms:
+            if platform not in self._channels and platform not in self._warned_platforms:
+                self._warned_platforms.add(platform)
+                logger.warning(
+                    "outbox has messages for platform={} but its channel is not enabled; "
+                    "they wait until it is",
+                    platform,
+                )
 
     async def _send(self, channel: Channel, row: OutboxRow) -> bool:
-        message = Outgoing.from_body(row.platform, row.chat_id, row.body, row.appeal_number)
+        try:
+            message = Outgoing.from_body(
+                row.platform, row.chat_id, json.loads(row.body), row.appeal_number
+            )
+        except (ValueError, KeyError, TypeError, IndexError) as error:
+            await self._failed(row, f"unreadable outbox body: {error!r}", False, None)
+            return False
         try:
             message_ids = await channel.send(message)
         except SendError as error:

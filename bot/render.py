@@ -31,19 +31,25 @@ def split_text(text: str, limit: int) -> list[str]:
     word boundaries so that no word is broken unless a single word is longer than a chunk."""
     if limit <= 0:
         raise ValueError("limit must be positive")
+    if len(text) <= limit:
+        return [text]
     chunks: list[str] = []
-    rest = text
+    rest = text.strip()
     while len(rest) > limit:
-        window = rest[:limit]
-        cut = -1
-        for separator in ("\n\n", "\n", " "):
-            cut = window.rfind(separator)
-            if cut > limit // 2:
-                break
-        if cut <= 0:
-            cut = limit
+        cut = _best_cut(rest[: limit + 1], limit)
         chunks.append(rest[:cut].rstrip())
         rest = rest[cut:].lstrip()
     if rest or not chunks:
         chunks.append(rest)
     return chunks
+
+
+def _best_cut(window: str, limit: int) -> int:
+    """Where to end a chunk: the strongest boundary (paragraph, line, space) in the second
+    half of the window; else the latest boundary of any kind; else the limit itself."""
+    for separator in ("\n\n", "\n", " "):
+        position = window.rfind(separator)
+        if position > limit // 2:
+            return position
+    latest = max(window.rfind(separator) for separator in ("\n", " "))
+    return latest if latest > 0 else limit

@@ -10,6 +10,7 @@ from handlers.messages import Incoming, Keyboard, Outgoing, Photo
 from handlers.settings import HandlerSettings
 from storage.db import Tx
 from storage.models import Resident
+from storage.staff import StaffMember
 
 
 @dataclass
@@ -19,6 +20,7 @@ class Context:
     settings: HandlerSettings
     now: datetime
     resident: Resident
+    staff: StaffMember | None = None
     outgoing: list[Outgoing] = field(default_factory=list)
 
     def reply(

@@ -18,6 +18,7 @@ from handlers.context import Context
 from handlers.messages import Incoming, Outgoing
 from handlers.resident import handle_resident
 from handlers.settings import HandlerSettings
+from handlers.staff_router import handle_staff
 from handlers.text_input import clean_text
 from storage.db import Database
 
@@ -70,8 +71,12 @@ class Engine:
                 resident = await tx.residents.get_or_create(
                     message.platform, message.user_id, message.chat_id, now
                 )
-                ctx = Context(message, tx, self.settings, now, resident)
-                await handle_resident(ctx)
+                staff = await tx.staff.member(message.identity)
+                ctx = Context(message, tx, self.settings, now, resident, staff)
+                if staff is not None:
+                    await handle_staff(ctx)
+                elif not await self._turned_away(ctx):
+                    await handle_resident(ctx)
                 for out in ctx.outgoing:
                     await tx.outbox.add(
                         out.platform, out.chat_id, out.body(), now, appeal_number=out.appeal_number
@@ -81,6 +86,17 @@ class Engine:
             await self._apologise(message, now)
             return False
         self._notify()
+        return True
+
+    async def _turned_away(self, ctx: Context) -> bool:
+        """A banned identity is told once, then ignored; it creates nothing (SPEC §6)."""
+        ban = await ctx.tx.bans.get(ctx.message.identity)
+        if ban is None:
+            return False
+        if not ban.notified:
+            ctx.reply(texts.BANNED_NOTICE.format(formal_url=self.settings.formal_appeal_url))
+            await ctx.tx.bans.mark_notified(ban.identity)
+        logger.info("message from a banned identity ignored platform={}", ctx.message.platform)
         return True
 
     async def _apologise(self, message: Incoming, now: datetime) -> None:

@@ -9,10 +9,12 @@ from loguru import logger
 
 from handlers import keyboards, texts
 from handlers.context import Context
+from handlers.feedback import RATE_PREFIX, answer_question, rate, rating_keyboard
 from handlers.form import FORM_STEPS, CategoryStep, first_step
 from handlers.formatting import local_date, shorten, status_title
 from handlers.keyboards import CANCEL, MENU_PAYLOADS
 from handlers.messages import Button, Keyboard
+from handlers.notify import handlers_of, send_to_staff
 from handlers.steps import Finish, Goto, Prompt, Stay, Step, Transition
 from handlers.text_input import is_one_of, pressed_button
 from storage.models import OPEN_STATUSES, Draft, Photo
@@ -133,6 +135,15 @@ class AdditionStep(Step):
             text=draft.data.get("text") or None,
             photos=photos,
         )
+        await send_to_staff(
+            ctx,
+            await handlers_of(ctx, appeal),
+            texts.ADDITION_TO_STAFF.format(
+                number=number, text=draft.data.get("text") or texts.PHOTOS_ONLY
+            ),
+            appeal,
+            photos=photos,
+        )
         ctx.reply(
             texts.ADDITION_ACCEPTED.format(number=number),
             keyboards.main_menu(),
@@ -235,6 +246,18 @@ async def handle_resident(ctx: Context) -> None:
     if text.startswith("/") and not is_one_of(text, texts.MENU_WORDS):
         await _command(ctx, draft, text)
         return
+    if message.payload is not None and message.payload.startswith(RATE_PREFIX):
+        await rate(ctx, message.payload)
+        if draft is not None:
+            ask(ctx, STEPS[draft.step], draft)
+        return
+    in_form = draft is not None and STEPS[draft.step].form
+    if not in_form and message.payload is None and (text or message.photos):
+        question = await ctx.tx.questions.open_for(ctx.resident.id)
+        if question is not None and not is_one_of(text, texts.MENU_WORDS):
+            await drop(ctx)
+            await answer_question(ctx, question)
+            return
     if draft is not None and STEPS[draft.step].form:
         menu_asked = is_one_of(text, texts.MENU_WORDS) or message.payload == keyboards.NEW.payload
         if draft.step != ResumeStep.name and (menu_asked or _idle(ctx, draft)):
@@ -293,6 +316,12 @@ async def _menu_choice(ctx: Context, draft: Draft | None, payload: str) -> None:
 
 async def _idle_menu(ctx: Context) -> None:
     message = ctx.message
+    unrated = await ctx.tx.appeals.latest_unrated_answer(ctx.resident.id)
+    if unrated is not None and message.payload is None:
+        typed = pressed_button(message, rating_keyboard(unrated.number))
+        if typed is not None:
+            await rate(ctx, typed.payload)
+            return
     pressed = pressed_button(message, keyboards.help_menu())
     if pressed is not None:
         await _menu_choice(ctx, None, pressed.payload)

@@ -22,10 +22,12 @@ def clean_text(text: str) -> str:
 
 
 def visible_length(text: str) -> int:
-    """Characters a reader sees: format characters (zero-width and the like) and spaces
-    do not make a description long enough."""
+    """Characters a reader sees: format characters (zero-width and the like), combining
+    marks and spaces do not make a description long enough."""
     return sum(
-        1 for ch in text if unicodedata.category(ch) not in ("Cf", "Cc") and not ch.isspace()
+        1
+        for ch in text
+        if unicodedata.category(ch) not in ("Cf", "Cc", "Mn", "Me") and not ch.isspace()
     )
 
 
@@ -50,7 +52,7 @@ def pressed_button(message: Incoming, keyboard: Keyboard) -> Button | None:
     for button in buttons:
         if _fold(button.label) == folded:
             return button
-    if keyboard.numbered and folded.isdigit() and len(folded) <= 3:
+    if keyboard.numbered and folded.isascii() and folded.isdecimal() and len(folded) <= 3:
         index = int(folded) - 1
         if 0 <= index < len(buttons):
             return buttons[index]

@@ -183,6 +183,167 @@ DEMO_INTRO = (
     "Демо appeals-bot: вы — житель, пишущий боту. Каждая строка — одно сообщение.\n"
     "Кнопки показаны под текстом: напишите номер или название кнопки.\n"
     "/photo URL — приложить фото, /location 62.45 65.07 — отправить геопозицию.\n"
-    "Выход — Ctrl-D (или Ctrl-C). Напишите «Начать»."
+    "Кто пишет: /as admin:sergino — администратор Сергино, /as moderator — модератор,\n"
+    "/as resident — снова житель. Выход — Ctrl-D (или Ctrl-C). Напишите «Начать»."
 )
 DEMO_DATABASE = "База данных демо: {path}"
+
+# --- Answers, questions and notices to the resident (SPEC §4, §5) ------------------------
+RESOLVED = "Вопрос решён"
+UNRESOLVED = "Вопрос не решён"
+ANSWER_TO_RESIDENT = "Ответ на обращение №{number}\n{organisation}:\n\n{text}"
+ANSWER_CONTINUED = "Ответ на обращение №{number} (продолжение)"
+RATE_PROMPT = "Пожалуйста, оцените ответ: вопрос решён?"
+RATED_RESOLVED = "Спасибо за оценку! Обращение №{number} закрыто как решённое."
+RATED_UNRESOLVED = (
+    "Спасибо, что сообщили. Обращение №{number} снова в работе, специалисты и модераторы "
+    "уведомлены."
+)
+ALREADY_RATED = "Оценка ответа на обращение №{number} уже учтена. Спасибо!"
+QUESTION_TO_RESIDENT = (
+    "Вопрос по обращению №{number} от: {organisation}.\n\n{text}\n\n"
+    "Ответьте, пожалуйста, следующим сообщением."
+)
+QUESTION_ANSWER_ACCEPTED = "Спасибо, ваш ответ добавлен к обращению №{number} и передан."
+TAKEN_TO_RESIDENT = "Ваше обращение №{number} взято в работу: {organisation}."
+ASSIGNED_TO_RESIDENT = "Ваше обращение №{number} передано для рассмотрения: {organisation}."
+REJECTED_TO_RESIDENT = (
+    "Обращение №{number} не может быть рассмотрено в этом канале. Причина: {reason}\n"
+    "Если считаете это ошибкой, напишите нам ещё раз."
+)
+CLOSED_TO_RESIDENT = "Обращение №{number} закрыто."
+CLOSED_COMMENT = "Комментарий: {comment}"
+BANNED_NOTICE = (
+    "Приём сообщений с вашей учётной записи приостановлен модератором. "
+    "Официальное обращение можно подать на Госуслугах: {formal_url}"
+)
+
+# --- Notifications to staff (SPEC §5) ------------------------------------------------------
+CARD_NEW = "Новое обращение №{number}"
+CARD_SHOW = "Обращение №{number}"
+CARD_SHOW = "Обращение №{number}"
+CARD_REASSIGNED = "Обращение №{number} передано вашему поселению"
+CARD_LINES = "Тема: {category}\nНаселённый пункт: {settlement}\nТекст: {text}\nАдрес: {place}"
+CARD_LOCATION = (
+    "Геопозиция: {lat:.6f}, {lon:.6f} — https://yandex.ru/maps/?pt={lon:.6f},{lat:.6f}&z=17"
+)
+CARD_PHOTOS = "Фото: {count} (во вложении)"
+CARD_CONTACT = "Контакт: {name}, {phone}"
+CARD_DEADLINE = "Ответить до: {deadline} ({tz})"
+CARD_STATUS = "Статус: {status}"
+CARD_HOW_TO_ANSWER = (
+    "Ответить: /reply {number} текст — или ответьте на это сообщение цитатой.\n"
+    "Взять в работу: /take {number} · Вопрос жителю: /ask {number} текст"
+)
+CARD_NO_ADMIN = "В поселении «{settlement}» нет администратора — обращение направлено модераторам."
+ADDITION_TO_STAFF = "Дополнение к обращению №{number} от жителя:\n\n{text}"
+RESIDENT_REPLY_TO_STAFF = "Ответ жителя на вопрос по обращению №{number}:\n\n{text}"
+UNRESOLVED_TO_STAFF = (
+    "Житель отметил, что вопрос по обращению №{number} не решён. Обращение снова в работе."
+)
+PHOTOS_ONLY = "(фото)"
+
+# --- Staff commands ------------------------------------------------------------------------
+STAFF_GREETING = "Здравствуйте! Вы подключены как {roles}.\n\n{help}"
+ROLE_MODERATOR = "модератор района"
+ROLE_ADMIN = "администратор: {settlements}"
+STAFF_HELP_TITLE = "Команды (номер обращения — 57 или №57):"
+USAGE = {
+    "help": "/help — список команд",
+    "list": "/list [new|work|overdue|answered|all] — обращения ваших поселений",
+    "show": "/show N — обращение и вся переписка по нему",
+    "take": "/take N — взять в работу",
+    "reply": "/reply N текст — официальный ответ жителю",
+    "ask": "/ask N текст — задать жителю вопрос",
+    "close": "/close N [комментарий] — закрыть обращение",
+    "assign": "/assign N код_поселения — передать другому поселению",
+    "reject": "/reject N причина — отклонить (не обращение, спам, дубль)",
+    "ban": "/ban платформа:id [причина] — заблокировать",
+    "unban": "/unban платформа:id — разблокировать",
+    "staff": "/staff list | add <код_поселения|moderator> платформа:id | remove платформа:id",
+    "stats": "/stats [С] [ПО] — цифры за период (ДД.ММ.ГГГГ или ГГГГ-ММ-ДД)",
+    "overdue": "/overdue — просроченные обращения",
+}
+USAGE_PREFIX = "Формат: {usage}"
+STAFF_PLAIN_TEXT = (
+    "Чтобы ответить жителю, используйте /reply N текст или ответьте цитатой на уведомление "
+    "об обращении. Список команд: /help"
+)
+UNKNOWN_STAFF_COMMAND = "Неизвестная команда. Список команд: /help"
+MODERATOR_ONLY = "Эта команда доступна только модераторам."
+APPEAL_NOT_FOUND = "Обращение №{number} не найдено среди обращений, доступных вам."
+APPEAL_FINISHED = "Обращение №{number} уже {status}; действие невозможно."
+ALREADY_IN_PROGRESS = "Обращение №{number} уже в работе."
+TAKEN = "Обращение №{number} взято в работу. Житель уведомлён."
+REPLIED = "Ответ на обращение №{number} отправлен жителю."
+ASKED = "Вопрос по обращению №{number} отправлен жителю; его ответ придёт сюда."
+CLOSED = "Обращение №{number} закрыто."
+ASSIGNED = "Обращение №{number} передано: {settlement}. Администраторы и житель уведомлены."
+ASSIGN_SAME = "Обращение №{number} уже относится к поселению «{settlement}»."
+UNKNOWN_SETTLEMENT = "Нет поселения с кодом «{code}». Коды: {codes}"
+REJECTED = "Обращение №{number} отклонено. Житель уведомлён."
+BAD_IDENTITY = (
+    "Идентификатор пишется как платформа:id, например vk:123456 (платформы: {platforms})."
+)
+BANNED = "{identity} заблокирован(а)."
+BAN_UPDATED = "{identity} уже был(а) заблокирован(а); причина обновлена."
+CANNOT_BAN_STAFF = "{identity} — сотрудник; сначала уберите его из списка: /staff remove {identity}"
+UNBANNED = "{identity} разблокирован(а)."
+NOT_BANNED = "{identity} не был(а) заблокирован(а)."
+STAFF_LIST_TITLE = "Сотрудники:"
+STAFF_LIST_MODERATOR = "• {identity} — модератор{source}"
+STAFF_LIST_ADMIN = "• {identity} — {settlement}{source}"
+STAFF_FROM_CONFIG = " (из файла настроек)"
+STAFF_EMPTY = "Список сотрудников пуст."
+STAFF_ADDED = "{identity} добавлен(а): {role}."
+STAFF_ALREADY = "{identity} уже {role}."
+STAFF_REMOVED = "{identity} удалён(а) из сотрудников."
+STAFF_REMOVED_CONFIG = (
+    "Внимание: запись есть в файле настроек и вернётся после перезапуска — удалите её и там."
+)
+STAFF_NOT_FOUND = "{identity} не значится среди сотрудников."
+CANNOT_REMOVE_SELF = "Нельзя удалить самого себя."
+LIST_TITLE = "Обращения ({filter}): {total}"
+LIST_LINE = "№{number} · {date} · {category} · {settlement} · {status} · срок {deadline}"
+LIST_MORE = "…и ещё {more}. Уточните фильтр: /list new|work|overdue|answered|all"
+LIST_EMPTY = "Обращений нет ({filter})."
+LIST_FILTERS = {
+    "open": "не отвеченные",
+    "new": "новые",
+    "work": "в работе",
+    "overdue": "просроченные",
+    "answered": "отвеченные",
+    "all": "все",
+}
+OVERDUE_TITLE = "Просроченные обращения: {total}"
+OVERDUE_EMPTY = "Просроченных обращений нет."
+THREAD_TITLE = "Переписка:"
+THREAD_LINE = "{time} · {author}: {text}"
+THREAD_RESIDENT = "житель"
+THREAD_KINDS = {
+    "created": "обращение",
+    "addition": "дополнение",
+    "answer": "ответ",
+    "question": "вопрос",
+    "reply": "ответ на вопрос",
+    "status": "статус → {status}",
+    "assigned": "передано → {settlement}",
+    "rating": "оценка: {text}",
+    "close": "закрыто",
+}
+RATING_TITLES = {"resolved": "решён", "unresolved": "не решён"}
+STATS_TITLE = "Обращения с {start} по {end}: {total}"
+STATS_BY_STATUS = "По статусам:"
+STATS_BY_CATEGORY = "По темам:"
+STATS_BY_SETTLEMENT = "По поселениям:"
+STATS_LINE = "  {title}: {count}"
+BAD_DATE = "Не понимаю дату «{text}». Пишите ДД.ММ.ГГГГ или ГГГГ-ММ-ДД."
+BAD_PERIOD = "Начало периода позже конца."
+UNDELIVERABLE_TO_MODERATORS = (
+    "Не удалось доставить уведомление по обращению №{number} сотруднику {identity}: {reason}. "
+    "Пересылаю модераторам:\n\n{text}"
+)
+DEMO_AS = "— теперь вы пишете как {who} —"
+DEMO_AS_USAGE = (
+    "Формат: /as resident | /as moderator | /as admin:<код_поселения> (например admin:sergino)"
+)

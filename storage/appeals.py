@@ -13,8 +13,11 @@ from storage.times import from_db, to_db
 
 _COLUMNS = (
     "id, resident_id, status, category, settlement, text, place, latitude, longitude, photos,"
-    " contact_name, contact_phone, platform, chat_id, created_at, deadline_at"
+    " contact_name, contact_phone, platform, chat_id, created_at, deadline_at, rating,"
+    " first_answer_at"
 )
+# Columns a staff list or a count may be grouped by (never taken from user input directly).
+GROUPABLE = frozenset({"status", "category", "settlement", "platform"})
 
 
 def photos_to_json(photos: Sequence[Photo]) -> str:
@@ -43,6 +46,8 @@ def _appeal(row: aiosqlite.Row) -> Appeal:
         chat_id=row["chat_id"],
         created_at=from_db(row["created_at"]),
         deadline_at=from_db(row["deadline_at"]),
+        rating=row["rating"],
+        first_answer_at=from_db(row["first_answer_at"]) if row["first_answer_at"] else None,
     )
 
 
@@ -124,6 +129,80 @@ class AppealRepository:
             "UPDATE appeals SET status = ?, updated_at = ? WHERE id = ?",
             (str(status), to_db(now), number),
         )
+
+    async def record_answer(self, number: int, now: datetime) -> None:
+        """Status «Отвечено»; the first answer's time is kept for the figures (SPEC §9), and
+        an earlier rating is cleared: a new answer is rated anew."""
+        await self._conn.execute(
+            "UPDATE appeals SET status = 'answered', updated_at = ?, rating = NULL,"
+            " first_answer_at = coalesce(first_answer_at, ?) WHERE id = ?",
+            (to_db(now), to_db(now), number),
+        )
+
+    async def set_settlement(self, number: int, settlement: str, now: datetime) -> None:
+        await self._conn.execute(
+            "UPDATE appeals SET settlement = ?, updated_at = ? WHERE id = ?",
+            (settlement, to_db(now), number),
+        )
+
+    async def set_rating(self, number: int, rating: str, now: datetime) -> None:
+        await self._conn.execute(
+            "UPDATE appeals SET rating = ?, updated_at = ? WHERE id = ?",
+            (rating, to_db(now), number),
+        )
+
+    async def latest_unrated_answer(self, resident_id: int) -> Appeal | None:
+        """The resident's newest answered appeal that has no rating yet."""
+        async with self._conn.execute(
+            f"SELECT {_COLUMNS} FROM appeals WHERE resident_id = ? AND status = 'answered'"
+            " AND rating IS NULL ORDER BY updated_at DESC, id DESC LIMIT 1",
+            (resident_id,),
+        ) as cursor:
+            row = await cursor.fetchone()
+        return _appeal(row) if row else None
+
+    async def listing(
+        self,
+        *,
+        statuses: Sequence[Status],
+        settlements: Sequence[str] | None,
+        overdue_at: datetime | None = None,
+        limit: int,
+    ) -> tuple[list[Appeal], int]:
+        """Appeals with the given statuses (in the given settlements; None = all), oldest
+        first, at most `limit`, and how many matched in all. With `overdue_at`, only those
+        whose deadline has passed by then."""
+        where = [f"status IN ({', '.join('?' for _ in statuses)})"]
+        params: list[object] = [str(s) for s in statuses]
+        if settlements is not None:
+            where.append(f"settlement IN ({', '.join('?' for _ in settlements)})")
+            params.extend(settlements)
+        if overdue_at is not None:
+            where.append("deadline_at < ?")
+            params.append(to_db(overdue_at))
+        clause = " AND ".join(where)
+        async with self._conn.execute(
+            f"SELECT count(*) FROM appeals WHERE {clause}", params
+        ) as cursor:
+            row = await cursor.fetchone()
+        total = int(row[0]) if row else 0
+        async with self._conn.execute(
+            f"SELECT {_COLUMNS} FROM appeals WHERE {clause} ORDER BY deadline_at, id LIMIT ?",
+            [*params, limit],
+        ) as cursor:
+            rows = await cursor.fetchall()
+        return [_appeal(r) for r in rows], total
+
+    async def count_by(self, column: str, start: datetime, end: datetime) -> list[tuple[str, int]]:
+        """Appeals created in [start, end) grouped by one column, largest group first."""
+        if column not in GROUPABLE:
+            raise ValueError(f"cannot group appeals by {column!r}")
+        async with self._conn.execute(
+            f"SELECT {column}, count(*) AS n FROM appeals WHERE created_at >= ? AND created_at < ?"
+            f" GROUP BY {column} ORDER BY n DESC, {column}",
+            (to_db(start), to_db(end)),
+        ) as cursor:
+            return [(row[0], int(row[1])) for row in await cursor.fetchall()]
 
     async def erase_contacts_of_resident(self, resident_id: int) -> int:
         """Anonymise a resident's appeals (name and phone); returns how many were touched."""

@@ -11,11 +11,14 @@ import aiosqlite
 
 from storage.appeals import AppealRepository, ThreadRepository
 from storage.audit import AuditRepository
+from storage.bans import BanRepository
 from storage.drafts import DraftRepository
 from storage.events import ProcessedEventRepository
 from storage.migrate import migrate
 from storage.outbox import OutboxRepository
+from storage.questions import QuestionRepository
 from storage.residents import ResidentRepository
+from storage.staff import StaffRepository
 
 BUSY_TIMEOUT_MS = 5000
 
@@ -31,6 +34,9 @@ class Tx:
         self.events = ProcessedEventRepository(conn)
         self.outbox = OutboxRepository(conn)
         self.audit = AuditRepository(conn)
+        self.staff = StaffRepository(conn)
+        self.bans = BanRepository(conn)
+        self.questions = QuestionRepository(conn)
 
 
 class Database:
@@ -72,10 +78,12 @@ class Database:
             await self._conn.execute("BEGIN IMMEDIATE")
             try:
                 yield Tx(self._conn)
+                await self._conn.execute("COMMIT")
             except BaseException:
-                await self._conn.execute("ROLLBACK")
+                # Also after a failed COMMIT: the shared connection must leave the transaction.
+                if self._conn.in_transaction:
+                    await self._conn.execute("ROLLBACK")
                 raise
-            await self._conn.execute("COMMIT")
 
     async def pragma(self, name: str) -> str:
         """Read one pragma's value (for tests and diagnostics)."""

@@ -66,6 +66,8 @@ class Appeal:
     chat_id: str
     created_at: datetime
     deadline_at: datetime
+    rating: str | None = None
+    first_answer_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -90,9 +92,11 @@ class Draft:
 
 @dataclass(frozen=True)
 class OutboxRow:
+    """A queued message; `body` is its JSON text as written (read by the delivery worker)."""
+
     id: int
     platform: str
     chat_id: str
-    body: dict[str, Any]
+    body: str
     appeal_number: int | None
     attempts: int

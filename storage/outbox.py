@@ -10,7 +10,7 @@ from typing import Any
 import aiosqlite
 
 from storage.models import OutboxRow
-from storage.times import from_db, to_db
+from storage.times import to_db
 
 
 class OutboxRepository:
@@ -41,28 +41,43 @@ class OutboxRepository:
             assert cursor.lastrowid is not None
             return cursor.lastrowid
 
-    async def pending(self, limit: int) -> list[tuple[OutboxRow, datetime]]:
-        """Pending rows in the order they were written, each with its next attempt time."""
+    async def due_heads(
+        self, now: datetime, platforms: Sequence[str], limit: int
+    ) -> list[OutboxRow]:
+        """The oldest pending row of each chat on the given platforms, if it is due.
+
+        Only a chat's oldest row is ever offered, so messages to one chat keep their order,
+        and a chat waiting for a retry holds up nobody else.
+        """
+        if not platforms:
+            return []
+        marks = ", ".join("?" for _ in platforms)
         async with self._conn.execute(
-            "SELECT id, platform, chat_id, body, appeal_id, attempts, next_attempt_at FROM outbox"
-            " WHERE status = 'pending' ORDER BY id LIMIT ?",
-            (limit,),
+            "SELECT o.id, o.platform, o.chat_id, o.body, o.appeal_id, o.attempts FROM outbox o"
+            " JOIN (SELECT min(id) AS id FROM outbox WHERE status = 'pending'"
+            f" AND platform IN ({marks}) GROUP BY platform, chat_id) AS head ON o.id = head.id"
+            " WHERE o.next_attempt_at <= ? ORDER BY o.id LIMIT ?",
+            (*platforms, to_db(now), limit),
         ) as cursor:
             rows = await cursor.fetchall()
         return [
-            (
-                OutboxRow(
-                    id=row[0],
-                    platform=row[1],
-                    chat_id=row[2],
-                    body=json.loads(row[3]),
-                    appeal_number=row[4],
-                    attempts=row[5],
-                ),
-                from_db(row[6]),
+            OutboxRow(
+                id=row[0],
+                platform=row[1],
+                chat_id=row[2],
+                body=row[3],
+                appeal_number=row[4],
+                attempts=row[5],
             )
             for row in rows
         ]
+
+    async def platforms_waiting(self) -> list[str]:
+        """Platforms that have pending rows."""
+        async with self._conn.execute(
+            "SELECT DISTINCT platform FROM outbox WHERE status = 'pending'"
+        ) as cursor:
+            return [row[0] for row in await cursor.fetchall()]
 
     async def count(self, status: str = "pending") -> int:
         async with self._conn.execute(

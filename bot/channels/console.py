@@ -19,10 +19,12 @@ from typing import TextIO
 
 from bot.channels.base import Capabilities, Channel, Intake
 from bot.render import plain_text
+from handlers import texts
 from handlers.messages import Incoming, Location, Outgoing, Photo
 
 PLATFORM = "console"
 RESIDENT = "resident"
+MODERATOR = "moderator"
 
 
 class ConsoleChannel(Channel):
@@ -63,8 +65,7 @@ class ConsoleChannel(Channel):
         text = plain_text(message, self.capabilities)
         if message.chat_id != self.user_id:
             text = f"[→ {message.platform}:{message.chat_id}]\n{text}"
-        self._stdout.write(f"\n{text}\n")
-        self._stdout.flush()
+        self._write(text)
         self._line_count += 1
         return [str(self._line_count)]
 
@@ -90,10 +91,31 @@ class ConsoleChannel(Channel):
         finally:
             self.finished.set()
 
+    def switch_identity(self, who: str) -> bool:
+        """`/as resident`, `/as moderator`, `/as admin:<settlement>`: who is typing now.
+        The demo's configuration makes console:moderator and console:admin-<code> staff."""
+        who = who.strip()
+        if who in (RESIDENT, MODERATOR):
+            self.user_id = who
+        elif who.startswith("admin:") and who[6:]:
+            self.user_id = f"admin-{who[6:]}"
+        else:
+            self._write(texts.DEMO_AS_USAGE)
+            return False
+        self._write(texts.DEMO_AS.format(who=f"{PLATFORM}:{self.user_id}"))
+        return True
+
+    def _write(self, text: str) -> None:
+        self._stdout.write(f"\n{text}\n")
+        self._stdout.flush()
+
     def translate(self, line: str) -> Incoming | None:
-        """One typed line as an incoming message (None for an empty line)."""
+        """One typed line as an incoming message (None for an empty line or `/as`)."""
         text = line.rstrip("\n")
         if not text.strip():
+            return None
+        if text.strip().startswith("/as ") or text.strip() == "/as":
+            self.switch_identity(text.strip()[3:])
             return None
         photos: tuple[Photo, ...] = ()
         location: Location | None = None
@@ -115,7 +137,7 @@ class ConsoleChannel(Channel):
             user_id=self.user_id,
             received_at=datetime.now(UTC),
             text=text,
-            display_name=self._display_name,
+            display_name=self._display_name if self.user_id == RESIDENT else "",
             photos=photos,
             location=location,
         )

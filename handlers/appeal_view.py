@@ -1,0 +1,78 @@
+"""How an appeal reads to staff: the notification card (SPEC §5) and the thread (/show)."""
+
+from __future__ import annotations
+
+from handlers import texts
+from handlers.formatting import local_time, status_title, utc_offset
+from handlers.settings import HandlerSettings
+from storage.models import Appeal, ThreadEntry
+
+
+def settlement_title(settings: HandlerSettings, code: str) -> str:
+    settlement = settings.settlement(code)
+    return settlement.title if settlement else code
+
+
+def organisation(settings: HandlerSettings, code: str) -> str:
+    settlement = settings.settlement(code)
+    return settlement.organisation if settlement else settings.bot_name
+
+
+def category_title(settings: HandlerSettings, code: str) -> str:
+    category = settings.category(code)
+    return category.title if category else code
+
+
+def card(settings: HandlerSettings, appeal: Appeal, title: str) -> str:
+    """Everything an official needs to act on the appeal, and how to answer."""
+    tz = settings.timezone
+    lines = [
+        title.format(number=appeal.number),
+        texts.CARD_LINES.format(
+            category=category_title(settings, appeal.category),
+            settlement=settlement_title(settings, appeal.settlement),
+            text=appeal.text,
+            place=appeal.place or texts.NOT_GIVEN,
+        ),
+    ]
+    if appeal.latitude is not None and appeal.longitude is not None:
+        lines.append(texts.CARD_LOCATION.format(lat=appeal.latitude, lon=appeal.longitude))
+    if appeal.photos:
+        lines.append(texts.CARD_PHOTOS.format(count=len(appeal.photos)))
+    lines.append(
+        texts.CARD_CONTACT.format(
+            name=appeal.contact_name or texts.NOT_GIVEN,
+            phone=appeal.contact_phone or texts.NOT_GIVEN,
+        )
+    )
+    lines.append(
+        texts.CARD_DEADLINE.format(
+            deadline=local_time(appeal.deadline_at, tz), tz=utc_offset(appeal.deadline_at, tz)
+        )
+    )
+    lines.append(texts.CARD_STATUS.format(status=status_title(appeal.status)))
+    lines.append("")
+    lines.append(texts.CARD_HOW_TO_ANSWER.format(number=appeal.number))
+    return "\n".join(lines)
+
+
+def thread_lines(settings: HandlerSettings, entries: list[ThreadEntry]) -> list[str]:
+    lines = []
+    for entry in entries:
+        kind = texts.THREAD_KINDS.get(entry.kind, entry.kind).format(
+            status=status_title(entry.status or ""),
+            settlement=settlement_title(settings, entry.text or ""),
+            text=texts.RATING_TITLES.get(entry.text or "", entry.text or ""),
+        )
+        author = texts.THREAD_RESIDENT if entry.author == "resident" else entry.author
+        body = kind
+        if entry.kind not in ("status", "assigned", "rating") and entry.text:
+            body = f"{kind}: {entry.text}"
+        if entry.photos:
+            body += f" [{texts.SUMMARY_PHOTOS.format(value=len(entry.photos))}]"
+        lines.append(
+            texts.THREAD_LINE.format(
+                time=local_time(entry.created_at, settings.timezone), author=author, text=body
+            )
+        )
+    return lines

@@ -1,0 +1,59 @@
+"""Strict parsing of staff command arguments: appeal numbers (57 or №57), identities, dates."""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime
+
+from handlers.identity import parse_identity
+
+_NUMBER = re.compile(r"№?\s*(\d{1,9})")
+MAX_NUMBER = 999_999_999
+
+
+class UsageError(Exception):
+    """The arguments do not fit the command; the person gets its usage line."""
+
+
+def split_command(text: str) -> tuple[str, str]:
+    """`/reply@bot 57 текст` → ("reply", "57 текст"); the rest keeps its line breaks."""
+    head, _, rest = text.strip().partition(" ")
+    if "\n" in head:
+        head, _, more = head.partition("\n")
+        rest = more + (" " + rest if rest else "")
+    return head[1:].split("@")[0].casefold(), rest.strip()
+
+
+def number_and_text(rest: str, *, text: str = "required") -> tuple[int, str]:
+    """An appeal number, then free text: `text` is "required", "optional" or "none"."""
+    match = _NUMBER.match(rest)
+    if not match:
+        raise UsageError
+    after = rest[match.end() :]
+    if after and not after[0].isspace():
+        raise UsageError  # «57abc»
+    body = after.strip()
+    if (text == "required" and not body) or (text == "none" and body):
+        raise UsageError
+    return int(match.group(1)), body
+
+
+def identity_and_text(rest: str) -> tuple[str, str]:
+    head, _, body = rest.partition(" ")
+    if not head:
+        raise UsageError
+    try:
+        parse_identity(head)
+    except ValueError as error:
+        raise UsageError(str(error)) from error
+    return head, body.strip()
+
+
+def parse_date(text: str) -> date:
+    """ДД.ММ.ГГГГ or ГГГГ-ММ-ДД."""
+    for fmt in ("%d.%m.%Y", "%Y-%m-%d"):
+        try:
+            return datetime.strptime(text, fmt).date()
+        except ValueError:
+            continue
+    raise ValueError(text)
