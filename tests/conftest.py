@@ -42,6 +42,8 @@ class Person:
         self.last: list[Outgoing] = []
 
     async def send(self, text: str = "", **fields: Any) -> list[Outgoing]:
+        """Send a message; returns the replies to it (earlier unread ones are skipped)."""
+        self.replies()
         fields.setdefault("display_name", self.name)
         await self.channel.receive(self.user_id, text, **fields)
         await self.harness.app.settle()
@@ -52,6 +54,7 @@ class Person:
 
     async def press(self, label: str) -> list[Outgoing]:
         """Press the button labelled `label` on the latest keyboard the bot showed."""
+        self.replies()
         for message in reversed(self.last):
             if message.keyboard is None:
                 continue
@@ -80,11 +83,14 @@ class Person:
 
 
 class Harness:
-    def __init__(self, config: Config, clock: Clock) -> None:
+    """The app on in-memory channels, one per platform (the first is `channel`)."""
+
+    def __init__(self, config: Config, clock: Clock, platforms: tuple[str, ...] = ("vk",)) -> None:
         self.config = config
         self.clock = clock
-        self.channel = MemoryChannel("vk")
-        self.app = App(config, [self.channel], clock=clock)
+        self.channels = {p: MemoryChannel(p) for p in platforms}
+        self.channel = self.channels[platforms[0]]
+        self.app = App(config, list(self.channels.values()), clock=clock)
 
     async def start(self) -> None:
         await self.app.start()
@@ -93,11 +99,17 @@ class Harness:
         """A new app instance on the same database file, as after a process restart;
         the people keep their chats (the same channel object)."""
         await self.app.stop()
-        self.app = App(self.config, [self.channel], clock=self.clock)
+        self.app = App(self.config, list(self.channels.values()), clock=self.clock)
         await self.app.start()
 
-    def person(self, user_id: str = "1001", name: str = "Иван Петров") -> Person:
-        return Person(self, self.channel, user_id, name)
+    def person(
+        self, user_id: str = "1001", name: str = "Иван Петров", platform: str | None = None
+    ) -> Person:
+        channel = self.channels[platform] if platform else self.channel
+        return Person(self, channel, user_id, name)
+
+    def everything_sent(self) -> list[Outgoing]:
+        return [m for channel in self.channels.values() for m in channel.sent]
 
 
 def make_config(db_path: Path, **sections: Any) -> Config:

@@ -54,6 +54,31 @@ def test_demo_files_an_appeal_through_a_pipe() -> None:
     assert "[Пропустить] · [Назад] · [Отмена]" in result.stdout
 
 
+def test_demo_answer_reaches_the_resident() -> None:
+    """SPEC §11: one person files an appeal, answers it as the administrator, sees it arrive."""
+    script = [
+        *FILING,
+        "/as admin:sergino",
+        "/take 1",
+        "/reply №1 Яму засыплем до пятницы.",
+        "/as resident",
+        "Вопрос решён",
+        "Мои обращения",
+    ]
+    result = cli("demo", stdin="\n".join(script) + "\n")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    notification = out.index("[→ console:admin-sergino]\nНовое обращение №1")
+    answer = out.index(
+        "[→ console:resident]\nОтвет на обращение №1\n"
+        "Администрация сельского поселения Сергино:\n\nЯму засыплем до пятницы."
+    )
+    assert notification < answer
+    assert "Обращение №1 закрыто как решённое" in out
+    assert "№1 от" in out and "· Закрыто" in out
+    assert "  Ответ: Яму засыплем до пятницы." in out
+
+
 def test_demo_keeps_its_database_with_db(tmp_path: Path) -> None:
     db = tmp_path / "demo.db"
     first = cli("demo", "--db", str(db), stdin="\n".join(FILING) + "\n")

@@ -7,28 +7,7 @@ from datetime import timedelta
 from handlers import texts
 from storage.models import Photo, Status
 from tests.conftest import Harness, Person
-
-DESCRIPTION = "Яма на дороге возле дома культуры, глубокая"
-
-
-async def to_description(person: Person) -> None:
-    await person.say("Начать")
-    await person.press("Подать обращение")
-    if "Согласен" in person.labels:
-        await person.press("Согласен")
-    await person.press("Дороги")
-    await person.press("Сергино")
-
-
-async def file_appeal(person: Person, description: str = DESCRIPTION) -> int:
-    await to_description(person)
-    await person.say(description)
-    await person.press("Пропустить")  # place
-    await person.press("Пропустить")  # photos
-    await person.press("Пропустить")  # name
-    await person.press("Пропустить")  # phone
-    await person.press("Отправить")
-    return int(person.text.split("№")[1].split()[0])
+from tests.flows import DESCRIPTION, file_appeal, to_description
 
 
 async def test_happy_path_stores_every_field(harness: Harness, resident: Person) -> None:

@@ -18,6 +18,7 @@ class MemoryChannel(Channel):
         self.platform = platform
         self.capabilities = Capabilities(buttons=buttons, photos=True, max_text=4096)
         self.sent: list[Outgoing] = []
+        self.sent_ids: list[str] = []  # the platform message id of each of `sent`
         self._intake: Intake | None = None
         self._ids = count(1)
 
@@ -28,8 +29,10 @@ class MemoryChannel(Channel):
         self._intake = None
 
     async def send(self, message: Outgoing) -> list[str]:
+        message_id = str(next(self._ids))
         self.sent.append(message)
-        return [str(next(self._ids))]
+        self.sent_ids.append(message_id)
+        return [message_id]
 
     async def receive(
         self,
