@@ -8,6 +8,7 @@ photos become links.
 from __future__ import annotations
 
 from bot.channels.base import Capabilities
+from handlers import texts
 from handlers.messages import Outgoing
 
 
@@ -15,7 +16,7 @@ def plain_text(message: Outgoing, capabilities: Capabilities) -> str:
     """The message's text with whatever the channel cannot render written into it."""
     parts = [message.text]
     if message.photos and not capabilities.photos:
-        parts.append("\n".join(p.url or p.ref for p in message.photos))
+        parts.append("\n".join(p.url or texts.PHOTOS_ONLY for p in message.photos))
     keyboard = message.keyboard
     if keyboard and keyboard.rows and not capabilities.buttons:
         buttons = keyboard.buttons

@@ -4,12 +4,13 @@ photos, contact, confirmation. Each step asks one question and reads one answer.
 from __future__ import annotations
 
 import hashlib
+import math
 from typing import Any
 
 from handlers import keyboards, texts
 from handlers.context import Context
 from handlers.keyboards import SKIP, nav_row, one_per_row
-from handlers.messages import Button, Keyboard
+from handlers.messages import Button, Keyboard, Location
 from handlers.registration import register_appeal
 from handlers.steps import Finish, Goto, Prompt, Stay, Step, Transition
 from handlers.text_input import clean_text, normalize_phone, visible_length
@@ -131,10 +132,10 @@ class DescriptionStep(Step):
         typed = ctx.message.text
         if not typed:
             return Stay(photo_note or texts.HINT_TEXT_EXPECTED)
-        partial = draft.data.pop("description_partial", None)
+        partial = draft.data.get("description_partial")
         text = f"{partial}\n{typed}" if partial else typed
         limits = ctx.settings.limits
-        if len(text) > limits.max_description:
+        if len(text) > limits.max_description:  # what was kept before stays kept
             return Stay(
                 texts.DESCRIPTION_TOO_LONG.format(length=len(text), max=limits.max_description)
             )
@@ -144,6 +145,7 @@ class DescriptionStep(Step):
             return Stay(
                 texts.DESCRIPTION_TOO_SHORT.format(length=length, min=limits.min_description)
             )
+        draft.data.pop("description_partial", None)
         draft.data["description"] = text
         return Goto(PlaceStep.name)
 
@@ -168,6 +170,8 @@ class PlaceStep(Step):
         if len(message.text) > MAX_PLACE:
             return Stay(texts.PLACE_TOO_LONG.format(max=MAX_PLACE))
         draft.data["place"] = message.text or None
+        if message.location is not None and not valid_location(message.location):
+            return Stay(texts.LOCATION_INVALID)
         if message.location is not None:
             draft.data["latitude"] = message.location.latitude
             draft.data["longitude"] = message.location.longitude
@@ -175,6 +179,11 @@ class PlaceStep(Step):
 
     def previous(self, ctx: Context) -> str | None:
         return DescriptionStep.name
+
+
+def valid_location(location: Location) -> bool:
+    lat, lon = location.latitude, location.longitude
+    return math.isfinite(lat) and math.isfinite(lon) and -90 <= lat <= 90 and -180 <= lon <= 180
 
 
 def photos_or_contact(ctx: Context) -> str:

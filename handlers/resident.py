@@ -15,6 +15,7 @@ from handlers.formatting import local_date, shorten, status_title
 from handlers.keyboards import CANCEL, MENU_PAYLOADS
 from handlers.messages import Button, Keyboard
 from handlers.notify import handlers_of, send_to_staff
+from handlers.staff_args import split_command
 from handlers.steps import Finish, Goto, Prompt, Stay, Step, Transition
 from handlers.text_input import is_one_of, pressed_button
 from storage.models import OPEN_STATUSES, Draft, Photo
@@ -27,12 +28,11 @@ ADDITION_OFFERS = 3
 ANSWER_PREVIEW = 500
 
 
-def greet(ctx: Context) -> None:
+def greet(ctx: Context, note: str | None = None) -> None:
+    """The greeting with the main menu, after a note if there is one (one message)."""
     s = ctx.settings
-    ctx.reply(
-        texts.GREETING.format(bot_name=s.bot_name, hours=s.answer_within_hours),
-        keyboards.main_menu(),
-    )
+    greeting = texts.GREETING.format(bot_name=s.bot_name, hours=s.answer_within_hours)
+    ctx.reply(f"{note}\n\n{greeting}" if note else greeting, keyboards.main_menu())
 
 
 def show_help(ctx: Context) -> None:
@@ -77,8 +77,7 @@ async def show_my_appeals(ctx: Context) -> None:
 class ResumeStep(Step):
     """«У вас есть незавершённое обращение…»: continue where it stopped, or start over."""
 
-    name = "resume"
-    form = False
+    name = "resume"  # holds a form in progress: expires only with draft_ttl_days
 
     def prompt(self, ctx: Context, draft: Draft) -> Prompt:
         step = texts.STEP_TITLES.get(draft.data.get("resume_step", ""), "")
@@ -186,6 +185,7 @@ STEPS: dict[str, Step] = {
 }
 
 
+RESIDENT_COMMANDS = frozenset(("forget", "help"))
 STAFF_COMMANDS = frozenset(
     [
         "list",
@@ -244,8 +244,11 @@ async def handle_resident(ctx: Context) -> None:
             greet(ctx)
         return
     if text.startswith("/") and not is_one_of(text, texts.MENU_WORDS):
-        await _command(ctx, draft, text)
-        return
+        name, _ = split_command(text)
+        # On a free-text step an unknown «/…» is just text (an address may start so).
+        if name in RESIDENT_COMMANDS or name in STAFF_COMMANDS or not _free_text(ctx, draft):
+            await _command(ctx, draft, name)
+            return
     if message.payload is not None and message.payload.startswith(RATE_PREFIX):
         await rate(ctx, message.payload)
         if draft is not None:
@@ -282,8 +285,13 @@ def _idle(ctx: Context, draft: Draft) -> bool:
     return draft.updated_at is not None and ctx.now - draft.updated_at > RESUME_AFTER
 
 
-async def _command(ctx: Context, draft: Draft | None, text: str) -> None:
-    name = text[1:].split(maxsplit=1)[0].split("@")[0].casefold() if len(text) > 1 else ""
+def _free_text(ctx: Context, draft: Draft | None) -> bool:
+    if draft is None or not STEPS[draft.step].form:
+        return False
+    return not STEPS[draft.step].prompt(ctx, draft).keyboard.numbered
+
+
+async def _command(ctx: Context, draft: Draft | None, name: str) -> None:
     if name == "forget":
         await goto(ctx, draft or Draft(step=ForgetStep.name), ForgetStep.name)
         return
@@ -327,8 +335,11 @@ async def _idle_menu(ctx: Context) -> None:
         await _menu_choice(ctx, None, pressed.payload)
         return
     if message.payload is not None:
-        ctx.reply(texts.HINT_STALE_BUTTON)
-        greet(ctx)
+        greet(ctx, texts.HINT_STALE_BUTTON)
+        return
+    if len(message.text) > ctx.settings.limits.max_description:
+        limit = ctx.settings.limits.max_description
+        greet(ctx, texts.DESCRIPTION_TOO_LONG.format(length=len(message.text), max=limit))
         return
     if message.text or message.photos:
         open_appeals = await ctx.tx.appeals.of_resident(
@@ -362,7 +373,7 @@ async def _answer_step(ctx: Context, draft: Draft) -> None:
         previous = step.previous(ctx)
         await goto(ctx, draft, previous or step.name)
         return
-    if pressed is None and (message.unsupported or message.is_empty):
+    if pressed is None and message.unsupported:
         ask(ctx, step, draft, texts.HINT_UNSUPPORTED)
         return
     transition = await step.handle(ctx, draft, pressed)

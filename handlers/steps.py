@@ -39,8 +39,9 @@ Transition = Goto | Stay | Finish
 
 
 class Step(ABC):
-    """One question of a dialogue. `name` is what the draft stores; `form` marks the steps
-    of the appeal form (a resident coming back to one is offered to continue)."""
+    """One question of a dialogue. `name` is what the draft stores; `form` marks a draft
+    that holds an appeal in progress (kept until draft_ttl_days, offered to continue); the
+    others (an addition offer, a confirmation) are dropped once the resident is idle."""
 
     name: str
     form: bool = True

@@ -8,16 +8,22 @@ import unicodedata
 from handlers.messages import Button, Incoming, Keyboard
 
 _KEEP_CONTROLS = {"\n", "\t"}
+_ANSI_ESCAPE = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]")  # terminal colour and cursor sequences
+_LINE_BREAKS = re.compile("\r\n|[\r\x85\u2028\u2029]")
 
 
 def clean_text(text: str) -> str:
-    """Drop control characters (but newlines and tabs), normalise line ends, trim the ends.
+    """Drop control characters (but newlines and tabs), terminal escape sequences and lone
+    surrogates (they cannot be stored as UTF-8); normalise line breaks; trim the ends.
 
     Everything else — emoji, RTL text, zero-width joiners, SQL or markup fragments — is kept
     verbatim: it is stored as data and never interpreted.
     """
-    text = text.replace("\r\n", "\n").replace("\r", "\n")
-    text = "".join(ch for ch in text if ch in _KEEP_CONTROLS or unicodedata.category(ch) != "Cc")
+    text = _ANSI_ESCAPE.sub("", text)
+    text = _LINE_BREAKS.sub("\n", text)
+    text = "".join(
+        ch for ch in text if ch in _KEEP_CONTROLS or unicodedata.category(ch) not in ("Cc", "Cs")
+    )
     return text.strip()
 
 
