@@ -13,6 +13,7 @@ from datetime import timedelta
 from loguru import logger
 
 from bot.channels.base import Channel, SendError
+from handlers.delivery_failures import report_undeliverable
 from handlers.engine import Clock, utc_now
 from handlers.messages import Outgoing
 from storage.db import Database
@@ -142,6 +143,9 @@ class DeliveryWorker:
                 )
             else:
                 await tx.outbox.mark_failed(row.id, reason)
+                # In the same transaction: a failure is never left unreported by a crash.
+                if await report_undeliverable(tx, row, reason, self._clock()):
+                    self.wake()
                 logger.error(
                     "send failed for good platform={} appeal {} outbox={} attempts={}: {}",
                     row.platform,

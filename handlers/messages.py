@@ -94,14 +94,20 @@ class Outgoing:
     keyboard: Keyboard | None = None
     photos: tuple[Photo, ...] = field(default=())
     appeal_number: int | None = None
+    # A report about another message that could not be delivered: if it fails in turn,
+    # nobody is told about that (no chain of reports between unreachable moderators).
+    report: bool = False
 
     def body(self) -> dict[str, Any]:
         """The JSON-ready body kept in the outbox."""
-        return {
+        body: dict[str, Any] = {
             "text": self.text,
             "keyboard": self.keyboard.to_dict() if self.keyboard else None,
             "photos": [p.to_dict() for p in self.photos],
         }
+        if self.report:
+            body["report"] = True
+        return body
 
     @classmethod
     def from_body(
@@ -115,4 +121,5 @@ class Outgoing:
             keyboard=Keyboard.from_dict(keyboard) if keyboard else None,
             photos=tuple(Photo.from_dict(p) for p in body.get("photos", [])),
             appeal_number=appeal_number,
+            report=bool(body.get("report", False)),
         )

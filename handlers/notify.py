@@ -10,14 +10,15 @@ from handlers.appeal_view import card, settlement_title
 from handlers.context import Context
 from handlers.identity import parse_identity
 from handlers.messages import Keyboard
+from storage.db import Tx
 from storage.models import Appeal, Photo
 
 
-async def chat_of(ctx: Context, identity: str) -> tuple[str, str]:
+async def chat_of(tx: Tx, identity: str) -> tuple[str, str]:
     """(platform, chat id) where a staff identity is written to: the chat they last wrote
     from, or their user id (a private chat on VK and Telegram has the user's id)."""
     platform, user_id = parse_identity(identity)
-    known = await ctx.tx.residents.find(platform, user_id)
+    known = await tx.residents.find(platform, user_id)
     return platform, known.chat_id if known else user_id
 
 
@@ -30,7 +31,7 @@ async def send_to_staff(
     photos: tuple[Photo, ...] = (),
 ) -> None:
     for identity in dict.fromkeys(identities):  # each person once, in order
-        platform, chat = await chat_of(ctx, identity)
+        platform, chat = await chat_of(ctx.tx, identity)
         ctx.send(
             platform,
             chat,

@@ -342,9 +342,13 @@ STATS_BY_SETTLEMENT = "По поселениям:"
 STATS_LINE = "  {title}: {count}"
 BAD_DATE = "Не понимаю дату «{text}». Пишите ДД.ММ.ГГГГ или ГГГГ-ММ-ДД."
 BAD_PERIOD = "Начало периода позже конца."
-UNDELIVERABLE_TO_MODERATORS = (
-    "Не удалось доставить уведомление по обращению №{number} сотруднику {identity}: {reason}. "
-    "Пересылаю модераторам:\n\n{text}"
+UNDELIVERABLE_TO_STAFF = (
+    "Не удалось доставить сообщение по обращению №{number} сотруднику {identity} "
+    "(причина: {reason}). Пересылаю модераторам:\n\n{text}"
+)
+UNDELIVERABLE_TO_RESIDENT = (
+    "Не удалось доставить жителю ({identity}) сообщение по обращению №{number} "
+    "(причина: {reason}). Свяжитесь с ним другим способом, если есть контакт. Текст:\n\n{text}"
 )
 DEMO_AS = "— теперь вы пишете как {who} —"
 DEMO_AS_USAGE = (

@@ -43,6 +43,16 @@ class ResidentRepository:
             row = await cursor.fetchone()
         return _resident(row) if row else None
 
+    async def by_chat(self, platform: str, chat_id: str) -> Resident | None:
+        """Who the bot talks to in this chat (the latest to write from it)."""
+        async with self._conn.execute(
+            f"SELECT {_COLUMNS} FROM residents WHERE platform = ? AND chat_id = ?"
+            " ORDER BY id DESC LIMIT 1",
+            (platform, chat_id),
+        ) as cursor:
+            row = await cursor.fetchone()
+        return _resident(row) if row else None
+
     async def get_or_create(
         self, platform: str, user_id: str, chat_id: str, now: datetime
     ) -> Resident:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.channels.base import SendError
 from handlers import texts
 from storage.models import Status
 from tests.conftest import Clock, Harness, Person, make_config
@@ -457,3 +458,37 @@ async def test_every_staff_action_is_audited(
         "overdue",
         "list",
     ]
+
+
+async def test_unreachable_official_goes_to_moderators(
+    office: Harness, resident: Person, admin: Person, moderator: Person
+) -> None:
+    office.channels["tg"].failures["500"] = SendError(
+        "bot was blocked by the user", retryable=False
+    )
+    number = await file_appeal(resident)
+    [report] = moderator.replies()
+    assert f"по обращению №{number} сотруднику tg:500" in report.text
+    assert "bot was blocked by the user" in report.text
+    assert f"Новое обращение №{number}" in report.text  # the card itself is passed on
+
+
+async def test_failed_reports_do_not_chain(office: Harness, resident: Person) -> None:
+    tg = office.channels["tg"]
+    for chat in ("500", "900"):  # the admin and the only moderator are both unreachable
+        tg.failures[chat] = SendError("chat not found", retryable=False)
+    await file_appeal(resident)
+    async with office.app.db.transaction() as tx:
+        failed, pending = await tx.outbox.count("failed"), await tx.outbox.count("pending")
+    assert (failed, pending) == (2, 0)  # the card, and the one report about it
+
+
+async def test_unreachable_resident_is_reported(
+    office: Harness, resident: Person, admin: Person, moderator: Person
+) -> None:
+    number = await file_appeal(resident)
+    office.channels["vk"].failures["1001"] = SendError("user blocked the bot", retryable=False)
+    await admin.say(f"/reply {number} Готово")
+    [report] = moderator.replies()
+    assert f"жителю (vk:1001) сообщение по обращению №{number}" in report.text
+    assert "Готово" in report.text

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from itertools import count
 
-from bot.channels.base import Capabilities, Channel, Intake
+from bot.channels.base import Capabilities, Channel, Intake, SendError
 from handlers.messages import Incoming, Location, Outgoing, Photo
 
 
@@ -19,6 +19,8 @@ class MemoryChannel(Channel):
         self.capabilities = Capabilities(buttons=buttons, photos=True, max_text=4096)
         self.sent: list[Outgoing] = []
         self.sent_ids: list[str] = []  # the platform message id of each of `sent`
+        # chat id -> the error every send to that chat raises (a blocked bot, a lost chat)
+        self.failures: dict[str, SendError] = {}
         self._intake: Intake | None = None
         self._ids = count(1)
 
@@ -29,6 +31,9 @@ class MemoryChannel(Channel):
         self._intake = None
 
     async def send(self, message: Outgoing) -> list[str]:
+        failure = self.failures.get(message.chat_id)
+        if failure is not None:
+            raise failure
         message_id = str(next(self._ids))
         self.sent.append(message)
         self.sent_ids.append(message_id)

@@ -12,6 +12,9 @@ CREATE TABLE staff (
 ) WITHOUT ROWID;
 CREATE INDEX staff_by_settlement ON staff (settlement, role);
 
+-- Whose chat a message went to, when a delivery fails for good.
+CREATE INDEX residents_by_chat ON residents (platform, chat_id);
+
 CREATE TABLE bans (
     identity  TEXT PRIMARY KEY,
     reason    TEXT,
