@@ -10,9 +10,10 @@ from datetime import timedelta
 
 from loguru import logger
 
-from bot.channels.base import Channel
+from bot.channels.base import Channel, Runtime
 from bot.config import Config
 from bot.delivery import DeliveryWorker
+from bot.web import WebServer
 from handlers.engine import Clock, Engine, utc_now
 from handlers.messages import Incoming
 from handlers.settings import Category, HandlerSettings, Limits, Settlement
@@ -64,12 +65,18 @@ class App:
         self._delivery: DeliveryWorker | None = None
         self._inflight: set[asyncio.Task[bool]] = set()
         self._housekeeping: asyncio.Task[None] | None = None
+        self._web: WebServer | None = None
         self._accepting = False
 
     @property
     def db(self) -> Database:
         assert self._db is not None, "app is not started"
         return self._db
+
+    @property
+    def web(self) -> WebServer:
+        assert self._web is not None, "app is not started"
+        return self._web
 
     @property
     def delivery(self) -> DeliveryWorker:
@@ -97,9 +104,13 @@ class App:
         self._delivery.start()
         self._housekeeping = asyncio.create_task(self._housekeep(), name="housekeeping")
         self._accepting = True
+        self._web = WebServer(self.config.web.host, self.config.web.port)
+        runtime = Runtime(self.intake, self._db, self._web, self.clock)
         for channel in self.channels.values():
-            await channel.start(self.intake)
+            await channel.start(runtime)
             logger.info("channel started platform={}", channel.platform)
+        if self._web.needed:
+            await self._web.start()
         logger.info(
             "appeals-bot started: database {}, channels {}",
             path,
@@ -127,9 +138,13 @@ class App:
         """Stop taking updates, finish those in hand, flush what can be sent within the
         grace period, close the database. Whatever is not sent stays in the outbox."""
         self._accepting = False
+        if self._web is not None:
+            await self._web.stop()  # webhooks first: nothing new comes in
         for channel in self.channels.values():
-            with contextlib.suppress(Exception):
+            try:
                 await channel.stop()
+            except Exception:
+                logger.exception("channel did not stop cleanly platform={}", channel.platform)
         if self._housekeeping is not None:
             self._housekeeping.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -102,7 +102,7 @@ class DeliveryWorker:
     async def _send(self, channel: Channel, row: OutboxRow) -> bool:
         try:
             message = Outgoing.from_body(
-                row.platform, row.chat_id, json.loads(row.body), row.appeal_number
+                row.platform, row.chat_id, json.loads(row.body), row.appeal_number, row.id
             )
         except (ValueError, KeyError, TypeError, IndexError) as error:
             await self._failed(row, f"unreadable outbox body: {error!r}", False, None)

@@ -23,7 +23,8 @@ def rating_keyboard(number: int) -> Keyboard:
                 Button(texts.RESOLVED, f"{RATE_PREFIX}{number}:yes"),
                 Button(texts.UNRESOLVED, f"{RATE_PREFIX}{number}:no"),
             ),
-        )
+        ),
+        inline=True,
     )
 
 

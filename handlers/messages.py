@@ -31,10 +31,13 @@ class Button:
 
 @dataclass(frozen=True)
 class Keyboard:
-    """Rows of buttons. `numbered`: the step expects a choice, so a typed number presses one."""
+    """Rows of buttons. `numbered`: the step expects a choice, so a typed number presses one.
+    `inline`: the buttons act on this very message (rating an answer), so platforms that
+    can show them under it do; other keyboards are the conversation's reply options."""
 
     rows: tuple[tuple[Button, ...], ...] = ()
     numbered: bool = False
+    inline: bool = False
 
     @property
     def buttons(self) -> tuple[Button, ...]:
@@ -44,12 +47,17 @@ class Keyboard:
         return {
             "rows": [[[b.label, b.payload] for b in row] for row in self.rows],
             "numbered": self.numbered,
+            "inline": self.inline,
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Keyboard:
         rows = tuple(tuple(Button(str(b[0]), str(b[1])) for b in row) for row in data["rows"])
-        return cls(rows=rows, numbered=bool(data.get("numbered", False)))
+        return cls(
+            rows=rows,
+            numbered=bool(data.get("numbered", False)),
+            inline=bool(data.get("inline", False)),
+        )
 
 
 @dataclass(frozen=True)
@@ -97,6 +105,9 @@ class Outgoing:
     # A report about another message that could not be delivered: if it fails in turn,
     # nobody is told about that (no chain of reports between unreachable moderators).
     report: bool = False
+    # The outbox row carrying it, set by the delivery worker: a channel derives idempotency
+    # keys from it (VK random_id), so a resend after a crash is recognised as the same message.
+    outbox_id: int | None = None
 
     def body(self) -> dict[str, Any]:
         """The JSON-ready body kept in the outbox."""
@@ -111,7 +122,12 @@ class Outgoing:
 
     @classmethod
     def from_body(
-        cls, platform: str, chat_id: str, body: dict[str, Any], appeal_number: int | None
+        cls,
+        platform: str,
+        chat_id: str,
+        body: dict[str, Any],
+        appeal_number: int | None,
+        outbox_id: int | None = None,
     ) -> Outgoing:
         keyboard = body.get("keyboard")
         return cls(
@@ -122,4 +138,5 @@ class Outgoing:
             photos=tuple(Photo.from_dict(p) for p in body.get("photos", [])),
             appeal_number=appeal_number,
             report=bool(body.get("report", False)),
+            outbox_id=outbox_id,
         )

@@ -354,3 +354,7 @@ DEMO_AS = "— теперь вы пишете как {who} —"
 DEMO_AS_USAGE = (
     "Формат: /as resident | /as moderator | /as admin:<код_поселения> (например admin:sergino)"
 )
+
+# --- Shown by channels ---------------------------------------------------------------------
+MORE = "Ещё"
+MORE_OPTIONS = "Ещё варианты:"

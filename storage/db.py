@@ -12,6 +12,7 @@ import aiosqlite
 from storage.appeals import AppealRepository, ThreadRepository
 from storage.audit import AuditRepository
 from storage.bans import BanRepository
+from storage.channel_state import ChannelStateRepository
 from storage.drafts import DraftRepository
 from storage.events import ProcessedEventRepository
 from storage.migrate import migrate
@@ -37,6 +38,7 @@ class Tx:
         self.staff = StaffRepository(conn)
         self.bans = BanRepository(conn)
         self.questions = QuestionRepository(conn)
+        self.channel_state = ChannelStateRepository(conn)
 
 
 class Database:

@@ -4,12 +4,12 @@ sends normalized outgoing messages. It translates; it never decides what to say.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from handlers.messages import Incoming, Outgoing
+from bot.channels.runtime import Intake, Runtime
+from handlers.messages import Outgoing
 
-Intake = Callable[[Incoming], Awaitable[None]]
+__all__ = ["Capabilities", "Channel", "Intake", "Runtime", "SendError"]
 
 
 @dataclass(frozen=True)
@@ -38,8 +38,9 @@ class Channel(ABC):
     capabilities: Capabilities
 
     @abstractmethod
-    async def start(self, intake: Intake) -> None:
-        """Begin receiving; every update is handed to `intake`. Returns once started."""
+    async def start(self, runtime: Runtime) -> None:
+        """Begin receiving; every update is handed to `runtime.intake`. Returns once
+        started (webhook routes added to `runtime.web`, polling running in a task)."""
 
     @abstractmethod
     async def stop(self) -> None:

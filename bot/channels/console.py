@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import TextIO
 
-from bot.channels.base import Capabilities, Channel, Intake
+from bot.channels.base import Capabilities, Channel, Intake, Runtime
 from bot.render import plain_text
 from handlers import texts
 from handlers.messages import Incoming, Location, Outgoing, Photo
@@ -52,8 +52,8 @@ class ConsoleChannel(Channel):
     def interactive(self) -> bool:
         return self._stdin.isatty()
 
-    async def start(self, intake: Intake) -> None:
-        self._task = asyncio.create_task(self._read_loop(intake), name="console-input")
+    async def start(self, runtime: Runtime) -> None:
+        self._task = asyncio.create_task(self._read_loop(runtime.intake), name="console-input")
 
     async def stop(self) -> None:
         if self._task is not None and not self._task.done():

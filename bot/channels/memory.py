@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from itertools import count
 
-from bot.channels.base import Capabilities, Channel, Intake, SendError
+from bot.channels.base import Capabilities, Channel, Intake, Runtime, SendError
 from handlers.messages import Incoming, Location, Outgoing, Photo
 
 
@@ -24,8 +24,8 @@ class MemoryChannel(Channel):
         self._intake: Intake | None = None
         self._ids = count(1)
 
-    async def start(self, intake: Intake) -> None:
-        self._intake = intake
+    async def start(self, runtime: Runtime) -> None:
+        self._intake = runtime.intake
 
     async def stop(self) -> None:
         self._intake = None

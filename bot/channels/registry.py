@@ -13,11 +13,11 @@ class ChannelUnavailable(Exception):
 
 def build_channels(config: Config) -> list[Channel]:
     channels: list[Channel] = []
-    for key, enabled in (
-        ("vk", config.vk.enabled),
-        ("telegram", config.telegram.enabled),
-        ("ok", config.ok.enabled),
-    ):
+    if config.vk.enabled:
+        from bot.channels.vk import VkChannel
+
+        channels.append(VkChannel(config.vk))
+    for key, enabled in (("telegram", config.telegram.enabled), ("ok", config.ok.enabled)):
         if enabled:
             raise ChannelUnavailable(
                 f"{key}.enabled: the {key} channel is not available in this version yet"

@@ -1,0 +1,350 @@
+"""The VK channel: community messages through vkbottle, by Bots Long Poll or Callback API.
+
+Receiving: updates are normalized (bot/channels/vk_format.py) and handed to the app one at a
+time, in order; the long-poll `ts` is saved in the database only after its updates were
+handled, so a restart resumes where it stopped (redelivered updates are recognised by their
+event ids). Sending: messages.send with a random_id derived from the outbox row, so a resend
+after a crash is deduplicated by VK itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import json
+from collections import OrderedDict
+from dataclasses import replace
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from loguru import logger
+from vkbottle import API, ABCRequestRescheduler, AiohttpClient, VKAPIError
+from vkbottle.polling import BotPolling
+
+from bot.channels.base import Capabilities, Channel, Runtime, SendError
+from bot.channels.vk_format import (
+    INLINE_LIMITS,
+    MAX_ATTACHMENTS,
+    MAX_TEXT,
+    PLATFORM,
+    STANDARD_LIMITS,
+    NotForUs,
+    keyboard_json,
+    parse_update,
+)
+from bot.config import VkSection
+from bot.pagination import PageMemory, keyboard_pages
+from bot.render import split_text
+from handlers import texts
+from handlers.messages import Incoming, Keyboard, Outgoing, Photo
+
+logger.disable("vkbottle")  # it logs every request with its text: residents' words, phones
+
+TS_KEY = "vk.longpoll.ts"
+RETRYABLE_CODES = frozenset({1, 6, 9, 10, 29})  # §1.7: unknown, too many rps, flood, server
+NAME_CACHE = 10_000
+PHOTO_DOWNLOAD_LIMIT = 10 * 1024 * 1024
+REQUEST_TIMEOUT = aiohttp.ClientTimeout(total=30)
+RESTART_BACKOFF_MAX = 60.0
+
+
+class _BadResponse(Exception):
+    """VK answered with something that is not JSON (an HTML 502 page, say)."""
+
+
+class _NoReschedule(ABCRequestRescheduler):
+    """vkbottle's default retries a non-JSON answer forever with growing sleeps; here it is
+    an error at once, and the delivery worker decides about retrying."""
+
+    async def reschedule(self, ctx_api: Any, method: str, data: Any, recent: Any) -> Any:
+        raise _BadResponse(f"non-JSON answer to {method}")
+
+
+class _Polling(BotPolling):
+    """Bots Long Poll that starts from the ts saved in our database instead of writing
+    `.vkbottle/` files into the working directory."""
+
+    saved_ts: str | None = None
+
+    def restore_server_ts(self, server: dict[str, Any]) -> dict[str, Any]:
+        if self.saved_ts:
+            server["ts"] = self.saved_ts
+        return server
+
+    def save_server_ts(self, server: dict[str, Any]) -> None:
+        """The channel saves the ts itself, once the updates before it are handled."""
+
+
+class VkChannel(Channel):
+    platform = PLATFORM
+    capabilities = Capabilities(buttons=True, photos=True, max_text=MAX_TEXT)
+
+    def __init__(self, config: VkSection) -> None:
+        self._config = config
+        self._api = API(
+            config.token.get_secret_value(),
+            http_client=AiohttpClient(timeout=REQUEST_TIMEOUT),
+            request_rescheduler=_NoReschedule(),
+        )
+        self._api.API_URL = config.api_url if config.api_url.endswith("/") else config.api_url + "/"
+        self._runtime: Runtime | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._names: OrderedDict[int, str] = OrderedDict()
+        self._pages = PageMemory()
+        self._acks: set[asyncio.Task[None]] = set()
+
+    # --- receiving -----------------------------------------------------------------------
+
+    async def start(self, runtime: Runtime) -> None:
+        self._runtime = runtime
+        if self._config.mode == "callback":
+            runtime.web.add_post(self._config.callback_path, self._callback)
+            self._task = asyncio.create_task(self._drain_callbacks(), name="vk-callback")
+        else:
+            self._task = asyncio.create_task(self._poll_forever(), name="vk-longpoll")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        for task in list(self._acks):
+            with contextlib.suppress(Exception):
+                await task
+        await self._api.http_client.close()
+
+    async def _poll_forever(self) -> None:
+        """Bots Long Poll. vkbottle handles `failed` 1/2/3 and retries network errors;
+        anything that escapes it (VK unreachable at start, a bad token) is retried here with
+        a doubling pause, never a crash loop."""
+        assert self._runtime is not None
+        pause = 1.0
+        while True:
+            polling = _Polling(api=self._api, group_id=self._config.group_id, wait=25)
+            polling.saved_ts = await self._runtime.load(TS_KEY)
+            try:
+                async for event in polling.listen():
+                    pause = 1.0
+                    for update in event.get("updates") or []:
+                        await self._handle(update)
+                    await self._runtime.save(TS_KEY, str(event["ts"]))
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                logger.warning(
+                    "vk long poll failed ({}), retrying in {:.0f}s", type(error).__name__, pause
+                )
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, RESTART_BACKOFF_MAX)
+
+    async def _callback(self, request: web.Request) -> web.StreamResponse:
+        """Callback API: the confirmation handshake, the secret checked, «ok» answered at
+        once and the update handled in the background, in arrival order."""
+        try:
+            body = await request.json()
+        except (ValueError, UnicodeDecodeError):
+            return web.Response(status=400, text="bad request")
+        if not isinstance(body, dict) or not isinstance(body.get("type"), str):
+            return web.Response(status=400, text="bad request")
+        if not self._secret_ok(body):
+            logger.warning("vk callback refused: wrong or missing secret")
+            return web.Response(status=403, text="forbidden")
+        if body.get("group_id") not in (None, self._config.group_id):
+            logger.warning("vk callback for another community ignored")
+            return web.Response(text="ok")
+        if body["type"] == "confirmation":
+            logger.info("vk callback server confirmed")
+            return web.Response(text=self._config.confirmation_code)
+        self._queue.put_nowait(body)
+        return web.Response(text="ok")
+
+    def _secret_ok(self, body: dict[str, Any]) -> bool:
+        given = body.get("secret")
+        if given is None and body["type"] == "confirmation":
+            return True  # the handshake may come before a secret is set; it reveals no data
+        secret = self._config.callback_secret.get_secret_value()
+        return isinstance(given, str) and hmac.compare_digest(given.encode(), secret.encode())
+
+    async def _drain_callbacks(self) -> None:
+        while True:
+            update = await self._queue.get()
+            await self._handle(update)
+
+    async def _handle(self, update: Any) -> None:
+        assert self._runtime is not None
+        try:
+            if not isinstance(update, dict):
+                raise TypeError("update is not an object")
+            parsed = parse_update(update)
+        except NotForUs as reason:
+            logger.debug("vk update ignored: {}", reason)
+            return
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
+            logger.warning(
+                "vk update of type {!r} is malformed, dropped: {}",
+                update.get("type") if isinstance(update, dict) else None,
+                error,
+            )
+            return
+        if parsed.callback_event_id is not None:
+            self._acknowledge(parsed.callback_event_id, parsed.user_id, parsed.peer_id)
+        incoming = parsed.incoming
+        page = self._pages.page(incoming.chat_id, incoming.payload)
+        if page is not None:  # «Ещё»: the next page of the same keyboard, no dialogue step
+            await self._send_keyboard_page(incoming.chat_id, page)
+            return
+        name = await self._name(parsed.user_id)
+        await self._runtime.intake(_with_name(incoming, name))
+
+    def _acknowledge(self, event_id: str, user_id: int, peer_id: int) -> None:
+        """Stop the callback button's spinner (messages.sendMessageEventAnswer)."""
+
+        async def answer() -> None:
+            try:
+                await self._api.request(
+                    "messages.sendMessageEventAnswer",
+                    {"event_id": event_id, "user_id": user_id, "peer_id": peer_id},
+                )
+            except Exception as error:
+                logger.warning("vk event answer failed: {}", type(error).__name__)
+
+        task = asyncio.create_task(answer())
+        self._acks.add(task)
+        task.add_done_callback(self._acks.discard)
+
+    async def _name(self, user_id: int) -> str:
+        """«First Last» from users.get, cached; empty if VK does not say."""
+        if user_id in self._names:
+            self._names.move_to_end(user_id)
+            return self._names[user_id]
+        name = ""
+        try:
+            response = await self._api.request("users.get", {"user_ids": user_id})
+            users = response.get("response") or []
+            if users:
+                name = f"{users[0].get('first_name', '')} {users[0].get('last_name', '')}".strip()
+        except Exception as error:
+            logger.warning("vk users.get failed: {}", type(error).__name__)
+            return ""
+        self._names[user_id] = name
+        if len(self._names) > NAME_CACHE:
+            self._names.popitem(last=False)
+        return name
+
+    # --- sending ------------------------------------------------------------------------
+
+    async def send(self, message: Outgoing) -> list[str]:
+        attachments, links = await self._attachments(message)
+        text = message.text + ("\n\n" + "\n".join(links) if links else "")
+        chunks = split_text(text, MAX_TEXT)
+        keyboard = None
+        if message.keyboard is not None and message.keyboard.rows:
+            limits = INLINE_LIMITS if message.keyboard.inline else STANDARD_LIMITS
+            pages = keyboard_pages(message.keyboard, limits)
+            if not message.keyboard.inline:
+                self._pages.remember(message.chat_id, pages)
+            keyboard = pages[0]
+        ids = []
+        for index, chunk in enumerate(chunks):
+            last = index == len(chunks) - 1
+            params: dict[str, Any] = {
+                "peer_id": int(message.chat_id),
+                "random_id": random_id(message.outbox_id, index),
+                "message": chunk,
+            }
+            if last and keyboard is not None:
+                params["keyboard"] = keyboard_json(keyboard)
+            if last and attachments:
+                params["attachment"] = ",".join(attachments)
+            ids.append(str(await self._call("messages.send", params)))
+        return ids
+
+    async def _send_keyboard_page(self, chat_id: str, page: Keyboard) -> None:
+        try:
+            await self._call(
+                "messages.send",
+                {
+                    "peer_id": int(chat_id),
+                    "random_id": 0,
+                    "message": texts.MORE_OPTIONS,
+                    "keyboard": keyboard_json(page),
+                },
+            )
+        except SendError as error:
+            logger.warning("vk «Ещё» page not sent: {}", error.reason)
+
+    async def _call(self, method: str, params: dict[str, Any]) -> Any:
+        """One API call; failures become SendError, retryable or final (§1.7)."""
+        try:
+            response = await self._api.request(method, params)
+        except VKAPIError as error:
+            code = int(getattr(error, "code", 0) or 0)
+            reason = f"VK error {code}: {getattr(error, 'error_msg', '')}"  # not the params
+            raise SendError(reason, retryable=code in RETRYABLE_CODES) from None
+        except (aiohttp.ClientError, TimeoutError, _BadResponse) as error:
+            raise SendError(f"{type(error).__name__}: {error}", retryable=True) from None
+        return response["response"]
+
+    async def _attachments(self, message: Outgoing) -> tuple[list[str], list[str]]:
+        """VK attachment strings for the photos; those that cannot be attached become links
+        in the text — a photo is never silently dropped."""
+        attachments: list[str] = []
+        links: list[str] = []
+        for photo in message.photos:
+            attachment = None
+            if len(attachments) < MAX_ATTACHMENTS:
+                attachment = (
+                    photo.ref
+                    if photo.platform == PLATFORM
+                    else await self._upload(message.chat_id, photo)
+                )
+            if attachment:
+                attachments.append(attachment)
+            elif photo.url:
+                links.append(photo.url)
+            else:
+                links.append(texts.PHOTOS_ONLY)
+        return attachments, links
+
+    async def _upload(self, chat_id: str, photo: Photo) -> str | None:
+        """A photo from another messenger re-uploaded to VK (§1.9); None if that fails."""
+        if not photo.url:
+            return None
+        try:
+            server = await self._call("photos.getMessagesUploadServer", {"peer_id": int(chat_id)})
+            async with aiohttp.ClientSession(timeout=REQUEST_TIMEOUT) as session:
+                async with session.get(photo.url) as response:
+                    response.raise_for_status()
+                    content = await response.content.read(PHOTO_DOWNLOAD_LIMIT + 1)
+                if len(content) > PHOTO_DOWNLOAD_LIMIT:
+                    raise ValueError("photo too large")
+                form = aiohttp.FormData()
+                form.add_field("photo", content, filename="photo.jpg", content_type="image/jpeg")
+                async with session.post(server["upload_url"], data=form) as response:
+                    uploaded = json.loads(await response.text())
+            saved = await self._call(
+                "photos.saveMessagesPhoto",
+                {key: uploaded[key] for key in ("photo", "server", "hash")},
+            )
+            item = saved[0]
+            ref = f"photo{item['owner_id']}_{item['id']}"
+            return ref + (f"_{item['access_key']}" if item.get("access_key") else "")
+        except Exception as error:  # any failure: the photo goes as a link instead
+            logger.warning("vk photo re-upload failed, sending a link: {}", type(error).__name__)
+            return None
+
+
+def random_id(outbox_id: int | None, chunk: int) -> int:
+    """VK's idempotency key (§1.6): the same outbox row and chunk always give the same
+    non-zero number, so a resend after a crash is not shown twice. 0 = no deduplication."""
+    if outbox_id is None:
+        return 0
+    return outbox_id * 1000 + chunk + 1
+
+
+def _with_name(incoming: Incoming, name: str) -> Incoming:
+    return replace(incoming, display_name=name)
