@@ -233,7 +233,7 @@ class WebSection(_Section):
     """``[web]``: the HTTP server that receives webhooks."""
 
     host: NonBlankStr = "127.0.0.1"
-    port: int = Field(default=8080, ge=1, le=65535)
+    port: int = Field(default=8080, ge=0, le=65535)  # 0: any free port (tests)
 
 
 class SlaSection(_Section):

@@ -115,8 +115,9 @@ class Harness:
 def make_config(db_path: Path, **sections: Any) -> Config:
     config = load_config(example_config_path())
     update: dict[str, Any] = {"storage": StorageSection(url=f"sqlite:///{db_path}")}
-    for name, values in sections.items():
-        update[name] = getattr(config, name).model_copy(update=values)
+    for name, values in sections.items():  # validated, as if the file had said so
+        section = getattr(config, name)
+        update[name] = type(section).model_validate({**section.model_dump(), **values})
     return config.model_copy(update=update)
 
 
