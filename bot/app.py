@@ -105,7 +105,7 @@ class App:
         self._housekeeping = asyncio.create_task(self._housekeep(), name="housekeeping")
         self._accepting = True
         self._web = WebServer(self.config.web.host, self.config.web.port)
-        runtime = Runtime(self.intake, self._db, self._web, self.clock)
+        runtime = Runtime(self.intake, self._db, self._web, self.clock, self.channels)
         for channel in self.channels.values():
             await channel.start(runtime)
             logger.info("channel started platform={}", channel.platform)

@@ -4,7 +4,7 @@ joined by «Ещё» — decided once here for every channel (SPEC §3)."""
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from handlers import texts
 from handlers.messages import Button, Keyboard
@@ -43,12 +43,12 @@ def keyboard_pages(keyboard: Keyboard, limits: KeyboardLimits) -> list[Keyboard]
         for i in range(0, len(row), limits.max_per_row)
     ]
     if _fits(rows, limits):
-        return [Keyboard(tuple(rows), keyboard.numbered, keyboard.inline)]
+        return [replace(keyboard, rows=tuple(rows))]
     footer = [rows.pop()] if len(rows) > 1 else []
     if limits.max_per_row >= 2 and all(len(row) == 1 for row in rows):
         rows = [tuple(b for row in rows[i : i + 2] for b in row) for i in range(0, len(rows), 2)]
         if _fits(rows + footer, limits):
-            return [Keyboard(tuple(rows + footer), keyboard.numbered, keyboard.inline)]
+            return [replace(keyboard, rows=tuple(rows + footer))]
     room_rows = limits.max_rows - len(footer) - 1
     room_buttons = limits.max_buttons - sum(map(len, footer)) - 1
     if room_rows < 1 or room_buttons < 1:
@@ -63,7 +63,9 @@ def keyboard_pages(keyboard: Keyboard, limits: KeyboardLimits) -> list[Keyboard]
     for index, page in enumerate(pages):
         more = Button(texts.MORE, f"{MORE_PREFIX}{(index + 1) % len(pages)}")
         result.append(
-            Keyboard(tuple([*page, (more,), *footer]), keyboard.numbered, keyboard.inline)
+            Keyboard(
+                tuple([*page, (more,), *footer]), keyboard.numbered, keyboard.inline, keyboard.menu
+            )
         )
     return result
 

@@ -7,6 +7,8 @@ photos become links.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from bot.channels.base import Capabilities
 from handlers import texts
 from handlers.messages import Outgoing
@@ -27,22 +29,43 @@ def plain_text(message: Outgoing, capabilities: Capabilities) -> str:
     return "\n\n".join(part for part in parts if part)
 
 
-def split_text(text: str, limit: int) -> list[str]:
-    """Cut text into chunks of at most `limit` characters, preferring paragraph, line and
-    word boundaries so that no word is broken unless a single word is longer than a chunk."""
+def utf16_length(text: str) -> int:
+    """Length as Telegram counts it: UTF-16 code units (an emoji is usually two)."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+def split_text(text: str, limit: int, measure: Callable[[str], int] = len) -> list[str]:
+    """Cut text into chunks of at most `limit` (as `measure` counts: characters by default),
+    preferring paragraph, line and word boundaries so that no word is broken unless a single
+    word is longer than a chunk."""
     if limit <= 0:
         raise ValueError("limit must be positive")
-    if len(text) <= limit:
+    if measure(text) <= limit:
         return [text]
     chunks: list[str] = []
     rest = text.strip()
-    while len(rest) > limit:
-        cut = _best_cut(rest[: limit + 1], limit)
+    while measure(rest) > limit:
+        fit = _fitting(rest, limit, measure)
+        cut = _best_cut(rest[: fit + 1], fit)
         chunks.append(rest[:cut].rstrip())
         rest = rest[cut:].lstrip()
     if rest or not chunks:
         chunks.append(rest)
     return chunks
+
+
+def _fitting(text: str, limit: int, measure: Callable[[str], int]) -> int:
+    """How many characters from the start of `text` fit within `limit`."""
+    if measure is len:
+        return min(limit, len(text))
+    low, high = 1, min(limit, len(text))  # every character measures at least 1
+    while low < high:
+        middle = (low + high + 1) // 2
+        if measure(text[:middle]) <= limit:
+            low = middle
+        else:
+            high = middle - 1
+    return low
 
 
 def _best_cut(window: str, limit: int) -> int:

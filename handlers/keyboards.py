@@ -23,12 +23,12 @@ MENU_PAYLOADS = frozenset(b.payload for b in (NEW, MINE, HELP, FORGET))
 
 
 def main_menu() -> Keyboard:
-    return Keyboard(rows=((NEW,), (MINE,), (HELP,)), numbered=True)
+    return Keyboard(rows=((NEW,), (MINE,), (HELP,)), numbered=True, menu=True)
 
 
 def help_menu() -> Keyboard:
     """The main menu and «Удалить мои данные»: the same numbers mean the same buttons."""
-    return Keyboard(rows=((NEW,), (MINE,), (HELP,), (FORGET,)), numbered=True)
+    return Keyboard(rows=((NEW,), (MINE,), (HELP,), (FORGET,)), numbered=True, menu=True)
 
 
 def nav_row(*, back: bool = True) -> tuple[Button, ...]:

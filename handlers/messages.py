@@ -33,11 +33,14 @@ class Button:
 class Keyboard:
     """Rows of buttons. `numbered`: the step expects a choice, so a typed number presses one.
     `inline`: the buttons act on this very message (rating an answer), so platforms that
-    can show them under it do; other keyboards are the conversation's reply options."""
+    can show them under it do; other keyboards are the conversation's reply options.
+    `menu`: the main menu, which a platform may keep under the input box (Telegram's reply
+    keyboard); pressing it sends the label as text."""
 
     rows: tuple[tuple[Button, ...], ...] = ()
     numbered: bool = False
     inline: bool = False
+    menu: bool = False  # the standing main menu: a platform may keep it under the input box
 
     @property
     def buttons(self) -> tuple[Button, ...]:
@@ -48,6 +51,7 @@ class Keyboard:
             "rows": [[[b.label, b.payload] for b in row] for row in self.rows],
             "numbered": self.numbered,
             "inline": self.inline,
+            "menu": self.menu,
         }
 
     @classmethod
@@ -57,6 +61,7 @@ class Keyboard:
             rows=rows,
             numbered=bool(data.get("numbered", False)),
             inline=bool(data.get("inline", False)),
+            menu=bool(data.get("menu", False)),
         )
 
 

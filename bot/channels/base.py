@@ -7,7 +7,8 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 from bot.channels.runtime import Intake, Runtime
-from handlers.messages import Outgoing
+from bot.photos import PhotoUnavailable, fetch_url
+from handlers.messages import Outgoing, Photo
 
 __all__ = ["Capabilities", "Channel", "Intake", "Runtime", "SendError"]
 
@@ -45,6 +46,14 @@ class Channel(ABC):
     @abstractmethod
     async def stop(self) -> None:
         """Stop receiving. Sending may still be used until the app closes."""
+
+    async def download(self, photo: Photo) -> bytes:
+        """The bytes of a photo this channel received, for re-upload elsewhere. By default
+        its public URL; a channel whose files need its token (Telegram) overrides this.
+        Raises PhotoUnavailable."""
+        if not photo.url:
+            raise PhotoUnavailable("no URL")
+        return await fetch_url(photo.url)
 
     @abstractmethod
     async def send(self, message: Outgoing) -> list[str]:

@@ -3,13 +3,18 @@ that must survive a restart, and the shared web server for webhooks."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
+from bot.photos import PhotoUnavailable, fetch_url
 from bot.web import WebServer
 from handlers.engine import Clock
-from handlers.messages import Incoming
+from handlers.messages import Incoming, Photo
 from storage.db import Database
+
+if TYPE_CHECKING:
+    from bot.channels.base import Channel
 
 Intake = Callable[[Incoming], Awaitable[None]]
 
@@ -20,6 +25,17 @@ class Runtime:
     db: Database
     web: WebServer
     clock: Clock
+    channels: Mapping[str, Channel] = field(default_factory=dict)
+
+    async def fetch_photo(self, photo: Photo) -> bytes:
+        """A photo's bytes through the channel it came from (its URL if that channel is not
+        running here). Raises PhotoUnavailable."""
+        source = self.channels.get(photo.platform)
+        if source is not None:
+            return await source.download(photo)
+        if not photo.url:
+            raise PhotoUnavailable("no URL")
+        return await fetch_url(photo.url)
 
     async def load(self, key: str) -> str | None:
         async with self.db.transaction() as tx:

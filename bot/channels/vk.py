@@ -45,7 +45,6 @@ logger.disable("vkbottle")  # it logs every request with its text: residents' wo
 TS_KEY = "vk.longpoll.ts"
 RETRYABLE_CODES = frozenset({1, 6, 9, 10, 29})  # §1.7: unknown, too many rps, flood, server
 NAME_CACHE = 10_000
-PHOTO_DOWNLOAD_LIMIT = 10 * 1024 * 1024
 REQUEST_TIMEOUT = aiohttp.ClientTimeout(total=30)
 RESTART_BACKOFF_MAX = 60.0
 
@@ -312,16 +311,11 @@ class VkChannel(Channel):
 
     async def _upload(self, chat_id: str, photo: Photo) -> str | None:
         """A photo from another messenger re-uploaded to VK (§1.9); None if that fails."""
-        if not photo.url:
-            return None
+        assert self._runtime is not None
         try:
+            content = await self._runtime.fetch_photo(photo)
             server = await self._call("photos.getMessagesUploadServer", {"peer_id": int(chat_id)})
             async with aiohttp.ClientSession(timeout=REQUEST_TIMEOUT) as session:
-                async with session.get(photo.url) as response:
-                    response.raise_for_status()
-                    content = await response.content.read(PHOTO_DOWNLOAD_LIMIT + 1)
-                if len(content) > PHOTO_DOWNLOAD_LIMIT:
-                    raise ValueError("photo too large")
                 form = aiohttp.FormData()
                 form.add_field("photo", content, filename="photo.jpg", content_type="image/jpeg")
                 async with session.post(server["upload_url"], data=form) as response:

@@ -1,0 +1,28 @@
+"""Getting a photo's bytes, whatever messenger it came from, to pass it on to another one
+(messenger-apis.md §5): by its public URL, or through the channel that owns the file."""
+
+from __future__ import annotations
+
+import aiohttp
+
+MAX_PHOTO_BYTES = 10 * 1024 * 1024
+TIMEOUT = aiohttp.ClientTimeout(total=30)
+
+
+class PhotoUnavailable(Exception):
+    """The photo could not be fetched; the message carries a link or «(фото)» instead."""
+
+
+async def fetch_url(url: str) -> bytes:
+    try:
+        async with (
+            aiohttp.ClientSession(timeout=TIMEOUT) as session,
+            session.get(url) as response,
+        ):
+            response.raise_for_status()
+            content = await response.content.read(MAX_PHOTO_BYTES + 1)
+    except (aiohttp.ClientError, TimeoutError) as error:
+        raise PhotoUnavailable(f"{type(error).__name__}") from None
+    if len(content) > MAX_PHOTO_BYTES:
+        raise PhotoUnavailable("photo too large")
+    return content
