@@ -358,3 +358,22 @@ DEMO_AS_USAGE = (
 # --- Shown by channels ---------------------------------------------------------------------
 MORE = "Ещё"
 MORE_OPTIONS = "Ещё варианты:"
+
+# Telegram's command menu (setMyCommands): command, description.
+TG_COMMANDS = (
+    ("start", "Главное меню"),
+    ("help", "Справка"),
+    ("cancel", "Отменить обращение"),
+    ("forget", "Удалить мои данные"),
+)
+TG_STAFF_COMMANDS = (
+    ("help", "Список команд"),
+    ("list", "Обращения ваших поселений"),
+    ("show", "Обращение и переписка: /show N"),
+    ("take", "Взять в работу: /take N"),
+    ("reply", "Ответ жителю: /reply N текст"),
+    ("ask", "Вопрос жителю: /ask N текст"),
+    ("close", "Закрыть: /close N"),
+    ("overdue", "Просроченные (модераторам)"),
+    ("stats", "Цифры за период (модераторам)"),
+)

@@ -1,0 +1,135 @@
+"""Telegram's wire format, both ways: an aiogram Update into the normalized incoming message,
+and a keyboard into reply markup (messenger-apis.md §3)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from aiogram.types import (
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    KeyboardButton,
+    ReplyKeyboardMarkup,
+    Update,
+)
+
+from bot.pagination import KeyboardLimits
+from handlers.messages import Incoming, Keyboard, Location, Photo
+
+PLATFORM = "tg"
+MAX_TEXT = 4096  # UTF-16 code units (§3.5)
+MAX_CAPTION = 1024
+MAX_CALLBACK_DATA = 64  # bytes (§3.5)
+ALLOWED_UPDATES = ["message", "callback_query"]
+# Telegram allows large inline keyboards (about 100 buttons, 8 per row); long lists are laid
+# out within these conservative bounds so that they stay readable on a phone.
+INLINE_LIMITS = KeyboardLimits(max_rows=14, max_per_row=3, max_buttons=42, max_label=64)
+# Content a person can send that the dialogue cannot read.
+UNREADABLE = (
+    "sticker",
+    "voice",
+    "video",
+    "video_note",
+    "audio",
+    "document",
+    "animation",
+    "poll",
+    "dice",
+    "game",
+    "venue",
+    "story",
+)
+
+
+class NotForUs(Exception):
+    """An update the bot ignores on purpose (a group chat, a bot, another update type)."""
+
+
+@dataclass(frozen=True)
+class Parsed:
+    incoming: Incoming
+    callback_id: str | None = None  # a callback query to answer (stops the spinner)
+
+
+def _name(first: str | None, last: str | None) -> str:
+    return " ".join(part for part in (first, last) if part)
+
+
+def parse_update(update: Update, bot_id: int) -> Parsed:
+    """Normalize one update; raises NotForUs for updates to ignore."""
+    event_id = f"update:{update.update_id}"
+    query = update.callback_query
+    if query is not None:
+        chat = query.message.chat if query.message is not None else None
+        if chat is None or chat.type != "private" or query.from_user.is_bot:
+            raise NotForUs("a callback outside a private chat")
+        incoming = Incoming(
+            platform=PLATFORM,
+            chat_id=str(chat.id),
+            user_id=str(query.from_user.id),
+            received_at=datetime.now(UTC),
+            display_name=_name(query.from_user.first_name, query.from_user.last_name),
+            payload=query.data or "",
+            event_id=event_id,
+        )
+        return Parsed(incoming, callback_id=query.id)
+    message = update.message
+    if message is None:
+        raise NotForUs(f"update {update.event_type}")
+    sender = message.from_user
+    if message.chat.type != "private" or sender is None or sender.is_bot:
+        raise NotForUs("not a private chat with a person")
+    photos: tuple[Photo, ...] = ()
+    if message.photo:
+        largest = message.photo[-1]  # Telegram lists sizes smallest first
+        photos = (Photo(platform=PLATFORM, ref=largest.file_id, url=None),)
+    location = None
+    if message.location is not None:
+        location = Location(message.location.latitude, message.location.longitude)
+    phone = message.contact.phone_number if message.contact is not None else None
+    text = message.text or message.caption or ""
+    quoted = message.reply_to_message
+    reply_to = None
+    if quoted is not None and quoted.from_user is not None and quoted.from_user.id == bot_id:
+        reply_to = str(quoted.message_id)
+    unreadable = any(getattr(message, kind, None) for kind in UNREADABLE)
+    incoming = Incoming(
+        platform=PLATFORM,
+        chat_id=str(message.chat.id),
+        user_id=str(sender.id),
+        received_at=message.date,
+        text=text,
+        display_name=_name(sender.first_name, sender.last_name),
+        photos=photos,
+        location=location,
+        phone=phone,
+        event_id=event_id,
+        reply_to=reply_to,
+        unsupported=unreadable and not (text or photos or location or phone),
+    )
+    return Parsed(incoming)
+
+
+def reply_markup(keyboard: Keyboard) -> InlineKeyboardMarkup | ReplyKeyboardMarkup:
+    """The main menu stays under the input box as a reply keyboard (a press sends its label,
+    which the dialogue reads as the button); every other keyboard is inline, under its
+    message, with the payload as callback data."""
+    if keyboard.menu:
+        return ReplyKeyboardMarkup(
+            keyboard=[[KeyboardButton(text=b.label) for b in row] for row in keyboard.rows],
+            resize_keyboard=True,
+            is_persistent=True,
+        )
+    return InlineKeyboardMarkup(
+        inline_keyboard=[
+            [InlineKeyboardButton(text=b.label, callback_data=_data(b.payload)) for b in row]
+            for row in keyboard.rows
+        ]
+    )
+
+
+def _data(payload: str) -> str:
+    if len(payload.encode()) > MAX_CALLBACK_DATA:
+        raise ValueError(f"button payload over {MAX_CALLBACK_DATA} bytes: {payload[:20]}…")
+    return payload
