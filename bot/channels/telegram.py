@@ -14,6 +14,7 @@ import hmac
 import io
 from typing import Any
 
+import aiohttp
 from aiogram import Bot
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
@@ -239,7 +240,7 @@ class TelegramChannel(Channel):
             buffer = io.BytesIO()
             assert file.file_path is not None
             await self._bot.download_file(file.file_path, buffer, timeout=30)
-        except TelegramAPIError as error:
+        except (TelegramAPIError, aiohttp.ClientError, TimeoutError) as error:
             raise PhotoUnavailable(type(error).__name__) from None
         return buffer.getvalue()
 
