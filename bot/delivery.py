@@ -22,6 +22,8 @@ from storage.models import OutboxRow
 BATCH = 200
 IDLE_POLL_SECONDS = 1.0
 FIRST_BACKOFF_SECONDS = 1.0
+# One hung send must not hold up every chat: it is abandoned and retried later.
+SEND_TIMEOUT_SECONDS = 120.0
 
 
 class DeliveryWorker:
@@ -108,7 +110,11 @@ class DeliveryWorker:
             await self._failed(row, f"unreadable outbox body: {error!r}", False, None)
             return False
         try:
-            message_ids = await channel.send(message)
+            async with asyncio.timeout(SEND_TIMEOUT_SECONDS):
+                message_ids = await channel.send(message)
+        except TimeoutError:
+            await self._failed(row, f"no answer in {SEND_TIMEOUT_SECONDS:.0f}s", True, None)
+            return False
         except SendError as error:
             await self._failed(row, error.reason, error.retryable, error.retry_after)
             return False

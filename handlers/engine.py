@@ -44,6 +44,7 @@ class Engine:
         self.settings = settings
         self.clock = clock
         self._on_outbox = on_outbox
+        self._failed_last: str | None = None  # who the last failed update came from
 
     async def handle(self, message: Incoming) -> bool:
         """Process one update; False if it was a redelivery and changed nothing.
@@ -85,6 +86,7 @@ class Engine:
             logger.exception("update failed platform={} chat={}", message.platform, message.chat_id)
             await self._apologise(message, now)
             return False
+        self._failed_last = None
         self._notify()
         return True
 
@@ -100,10 +102,21 @@ class Engine:
         return True
 
     async def _apologise(self, message: Incoming, now: datetime) -> None:
+        """Say sorry. Failing twice in a row for the same person, the dialogue state is what
+        breaks (a draft written by an older version, say): it is dropped, so the next
+        message starts from the menu instead of failing for ever."""
+        identity = message.identity
+        repeated = self._failed_last == identity
+        self._failed_last = identity
         try:
             async with self.db.transaction() as tx:
                 sorry = Outgoing(message.platform, message.chat_id, texts.SOMETHING_WENT_WRONG)
                 await tx.outbox.add(sorry.platform, sorry.chat_id, sorry.body(), now)
+                if repeated:
+                    await tx.drafts.delete(message.platform, message.user_id)
+                    logger.warning(
+                        "draft dropped after repeated failures platform={}", message.platform
+                    )
         except Exception:
             logger.exception("could not queue the apology platform={}", message.platform)
             return

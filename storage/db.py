@@ -77,15 +77,31 @@ class Database:
     async def transaction(self) -> AsyncIterator[Tx]:
         """BEGIN IMMEDIATE … COMMIT around the block; ROLLBACK if it raises."""
         async with self._lock:
-            await self._conn.execute("BEGIN IMMEDIATE")
             try:
+                await self._control("BEGIN IMMEDIATE")
                 yield Tx(self._conn)
-                await self._conn.execute("COMMIT")
+                await self._control("COMMIT")
             except BaseException:
-                # Also after a failed COMMIT: the shared connection must leave the transaction.
+                # Also after a failed or cancelled BEGIN or COMMIT: the shared connection
+                # must leave the transaction, or every later BEGIN would fail.
                 if self._conn.in_transaction:
-                    await self._conn.execute("ROLLBACK")
+                    await self._control("ROLLBACK")
                 raise
+
+    async def _control(self, statement: str) -> None:
+        """Run BEGIN, COMMIT or ROLLBACK to its end even if the caller is cancelled meanwhile
+        (aiosqlite's thread would run it anyway); the cancellation is raised afterwards, when
+        `in_transaction` tells the truth."""
+        task = asyncio.ensure_future(self._conn.execute(statement))
+        cancelled = False
+        while not task.done():
+            try:
+                await asyncio.shield(task)
+            except asyncio.CancelledError:
+                cancelled = True
+        task.result()
+        if cancelled:
+            raise asyncio.CancelledError
 
     async def pragma(self, name: str) -> str:
         """Read one pragma's value (for tests and diagnostics)."""

@@ -339,3 +339,23 @@ async def test_residents_are_kept_apart(harness: Harness) -> None:
     await alice.say(DESCRIPTION)
     assert "Укажите адрес" in alice.text
     assert texts.NO_APPEALS in bob.text
+
+
+async def test_a_broken_draft_is_dropped_after_failing_twice(
+    harness: Harness, resident: Person
+) -> None:
+    import asyncio
+    import sqlite3
+
+    await to_description(resident)
+
+    def corrupt() -> None:  # a draft no version of the dialogue can read
+        with sqlite3.connect(harness.config.storage.sqlite_path, timeout=10) as raw:
+            raw.execute("UPDATE drafts SET data = '{not json'")
+
+    await asyncio.to_thread(corrupt)
+    for _ in range(2):
+        await resident.say(DESCRIPTION)
+        assert resident.text == texts.SOMETHING_WENT_WRONG
+    await resident.say("Начать")
+    assert "канал обратной связи" in resident.text

@@ -1,0 +1,832 @@
+"""The storage layer on a real SQLite file: pragmas, migrations, transactions, repositories,
+verbatim text and durability across a close and reopen (SPEC §7)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+import storage
+from storage.db import Database, Tx
+from storage.migrate import _NAME, available_migrations
+from storage.models import Draft, Photo, Resident, Status
+
+NOW = datetime(2026, 3, 2, 6, 0, tzinfo=UTC)
+NEWEST = len(available_migrations())
+
+# Text a resident may well type, and text an attacker may type: all must come back as given.
+TRICKY_TEXTS = [
+    "'); DROP TABLE appeals; --",
+    'Robert"); DELETE FROM residents WHERE ("1"="1',
+    "1' OR '1'='1",
+    "%_\\ LIKE wildcards and a backslash \\n (not a newline)",
+    "Кавычки «ёлочки» и „лапки“, апостроф ’ и '",
+    "Эмодзи 🕳️🚧👷‍♀️ и флаг 🇷🇺",
+    "عربي: شارع مكسور",
+    "עברית: הכביש שבור",
+    "mixed ‏RTL‎ marks and zero\u200dwidth\u200bspaces",
+    "combining: е\u0301 and a very long line " + "я" * 3000,
+]
+
+
+def raw(path: Path) -> sqlite3.Connection:
+    """A second, plain sqlite3 connection to the same file (what another process would see)."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.row_factory = sqlite3.Row
+    return conn
+
+
+def raw_scalar(path: Path, sql: str, params: tuple[object, ...] = ()) -> object:
+    conn = raw(path)
+    try:
+        row = conn.execute(sql, params).fetchone()
+    finally:
+        conn.close()
+    return row[0] if row is not None else None
+
+
+def schema_of(path: Path) -> list[tuple[str, str, str]]:
+    """Every table, index and trigger definition in the file, in a stable order."""
+    conn = raw(path)
+    try:
+        rows = conn.execute(
+            "SELECT type, name, sql FROM sqlite_master WHERE sql IS NOT NULL ORDER BY type, name"
+        ).fetchall()
+    finally:
+        conn.close()
+    return [(row[0], row[1], row[2]) for row in rows]
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "appeals.db"
+
+
+@pytest.fixture
+async def db(db_path: Path) -> AsyncIterator[Database]:
+    database = await Database.open(db_path)
+    yield database
+    await database.close()
+
+
+async def make_resident(tx: Tx, user_id: str = "1001", platform: str = "vk") -> Resident:
+    return await tx.residents.get_or_create(platform, user_id, f"chat-{user_id}", NOW)
+
+
+async def make_appeal(
+    tx: Tx,
+    resident: Resident,
+    *,
+    text: str = "Яма на дороге",
+    photos: tuple[Photo, ...] = (),
+    contact_name: str | None = None,
+    contact_phone: str | None = None,
+    place: str | None = None,
+    created_at: datetime = NOW,
+) -> int:
+    appeal = await tx.appeals.create(
+        resident_id=resident.id,
+        category="roads",
+        settlement="sergino",
+        text=text,
+        place=place,
+        latitude=None,
+        longitude=None,
+        photos=photos,
+        contact_name=contact_name,
+        contact_phone=contact_phone,
+        platform=resident.platform,
+        chat_id=resident.chat_id,
+        created_at=created_at,
+        deadline_at=created_at + timedelta(hours=24),
+    )
+    return appeal.number
+
+
+async def resident_then_crash(db: Database) -> None:
+    """A transaction that writes a resident and then fails."""
+    async with db.transaction() as tx:
+        await make_resident(tx)
+        raise ValueError("crash")
+
+
+# --- opening and pragmas -------------------------------------------------------------------
+
+
+async def test_open_sets_the_pragmas_of_spec_7(db: Database) -> None:
+    assert await db.pragma("journal_mode") == "wal"
+    assert await db.pragma("synchronous") == "2"  # FULL
+    assert await db.pragma("foreign_keys") == "1"
+    assert await db.pragma("busy_timeout") == "5000"
+    assert await db.pragma("user_version") == str(NEWEST)
+
+
+async def test_wal_mode_is_stored_in_the_file(db: Database, db_path: Path) -> None:
+    # journal_mode=WAL is persistent: another connection to the file sees it too.
+    assert raw_scalar(db_path, "PRAGMA journal_mode") == "wal"
+
+
+async def test_foreign_keys_are_enforced(db: Database) -> None:
+    with pytest.raises(sqlite3.IntegrityError):
+        async with db.transaction() as tx:
+            await tx.thread.add(999, kind="note", author="resident", now=NOW, text="orphan")
+
+
+# --- migrations ----------------------------------------------------------------------------
+
+
+def test_migrations_are_numbered_one_to_n() -> None:
+    migrations = available_migrations()
+    assert [m.version for m in migrations] == list(range(1, len(migrations) + 1))
+    assert migrations, "there is at least the initial migration"
+    for migration in migrations:
+        assert migration.name.startswith(f"{migration.version:04d}_")
+        assert migration.sql.strip()
+
+
+def test_no_migration_file_is_silently_ignored() -> None:
+    # A file named e.g. 0003_Add-Column.sql would not match the pattern and never be applied.
+    folder = Path(storage.__file__).parent / "migrations"
+    sql_files = sorted(p.name for p in folder.glob("*.sql"))
+    assert sql_files == sorted(m.name for m in available_migrations())
+    assert all(_NAME.match(name) for name in sql_files)
+
+
+@pytest.fixture
+def empty_file(db_path: Path) -> Path:
+    """A zero-byte file, as `touch appeals.db` leaves it."""
+    db_path.write_bytes(b"")
+    return db_path
+
+
+async def test_empty_file_comes_up_to_date(empty_file: Path) -> None:
+    db_path = empty_file
+    assert db_path.stat().st_size == 0
+    database = await Database.open(db_path)
+    try:
+        assert await database.pragma("user_version") == str(NEWEST)
+        async with database.transaction() as tx:
+            await make_resident(tx)
+    finally:
+        await database.close()
+    assert raw_scalar(db_path, "PRAGMA user_version") == NEWEST
+
+
+@pytest.mark.parametrize("start", range(NEWEST))
+async def test_older_file_is_upgraded_and_keeps_its_rows(tmp_path: Path, start: int) -> None:
+    path = tmp_path / "old.db"
+    old = await Database.open(path, migrate_to=start)
+    try:
+        assert await old.pragma("user_version") == str(start)
+    finally:
+        await old.close()
+    if start >= 1:
+        # A resident written by the version-1 program, with plain SQL of that version.
+        conn = raw(path)
+        conn.execute(
+            "INSERT INTO residents (platform, user_id, chat_id, created_at)"
+            " VALUES ('vk', '77', '77', '2025-01-01T00:00:00.000000Z')"
+        )
+        conn.close()
+
+    upgraded = await Database.open(path)
+    try:
+        assert await upgraded.pragma("user_version") == str(NEWEST)
+        async with upgraded.transaction() as tx:
+            kept = await tx.residents.find("vk", "77")
+            # The upgraded schema is usable, not only present.
+            fresh = await make_resident(tx, "78")
+            await make_appeal(tx, fresh)
+    finally:
+        await upgraded.close()
+    if start >= 1:
+        assert kept is not None and kept.chat_id == "77"
+    else:
+        assert kept is None
+
+    # An upgraded file ends with exactly the schema of a file created new.
+    new_path = tmp_path / "new.db"
+    new = await Database.open(new_path)
+    await new.close()
+    assert schema_of(path) == schema_of(new_path)
+
+
+async def test_version_one_rows_survive_every_later_migration(db_path: Path) -> None:
+    first = await Database.open(db_path, migrate_to=1)
+    await first.close()
+    conn = raw(db_path)
+    conn.execute(
+        "INSERT INTO residents (platform, user_id, chat_id, display_name, created_at)"
+        " VALUES ('tg', '5', '5', 'Анна', '2025-01-01T00:00:00.000000Z')"
+    )
+    conn.execute(
+        "INSERT INTO appeals (resident_id, category, settlement, text, platform, chat_id,"
+        " created_at, deadline_at, updated_at) VALUES (1, 'roads', 'sergino', 'старое',"
+        " 'tg', '5', '2025-01-01T00:00:00.000000Z', '2025-01-02T00:00:00.000000Z',"
+        " '2025-01-01T00:00:00.000000Z')"
+    )
+    conn.close()
+    database = await Database.open(db_path)
+    try:
+        async with database.transaction() as tx:
+            resident = await tx.residents.find("tg", "5")
+            appeal = await tx.appeals.get(1)
+    finally:
+        await database.close()
+    assert resident is not None and resident.display_name == "Анна"
+    assert appeal is not None and appeal.text == "старое" and appeal.status is Status.NEW
+
+
+async def test_newer_schema_than_the_program_is_refused(db_path: Path) -> None:
+    database = await Database.open(db_path)
+    async with database.transaction() as tx:
+        await make_resident(tx)
+    await database.close()
+    conn = raw(db_path)
+    conn.execute(f"PRAGMA user_version = {NEWEST + 1}")
+    conn.close()
+
+    with pytest.raises(RuntimeError, match=r"newer than this program knows"):
+        await Database.open(db_path)
+    # Refusing changed nothing in the file.
+    assert raw_scalar(db_path, "PRAGMA user_version") == NEWEST + 1
+    assert raw_scalar(db_path, "SELECT count(*) FROM residents") == 1
+
+
+async def test_opening_twice_does_not_migrate_again(db_path: Path) -> None:
+    first = await Database.open(db_path)
+    async with first.transaction() as tx:
+        await make_resident(tx)
+    await first.close()
+    second = await Database.open(db_path)
+    try:
+        assert await second.pragma("user_version") == str(NEWEST)
+        async with second.transaction() as tx:
+            assert await tx.residents.find("vk", "1001") is not None
+    finally:
+        await second.close()
+
+
+# --- transactions --------------------------------------------------------------------------
+
+
+async def test_exception_in_transaction_rolls_everything_back(db: Database) -> None:
+    async def write_then_fail() -> None:
+        async with db.transaction() as tx:
+            resident = await make_resident(tx)
+            await make_appeal(tx, resident)
+            await tx.drafts.save("vk", "1001", Draft(step="category"), NOW)
+            await tx.outbox.add("vk", "1001", {"text": "hi"}, NOW)
+            await tx.events.record_once("vk", "e1", NOW)
+            await tx.audit.add("vk:1", "test", NOW)
+            raise ValueError("boom")
+
+    with pytest.raises(ValueError, match="boom"):
+        await write_then_fail()
+
+    async with db.transaction() as tx:
+        assert await tx.residents.find("vk", "1001") is None
+        assert await tx.appeals.get(1) is None
+        assert await tx.drafts.get("vk", "1001") is None
+        assert await tx.outbox.count("pending") == 0
+        assert await tx.audit.entries() == []
+        # The event was not recorded, so a redelivery would be processed.
+        assert await tx.events.record_once("vk", "e1", NOW) is True
+
+
+async def test_database_is_usable_after_a_rollback(db: Database) -> None:
+    with pytest.raises(ValueError, match="crash"):
+        await resident_then_crash(db)
+    async with db.transaction() as tx:
+        await make_resident(tx, "2002")
+    async with db.transaction() as tx:
+        assert await tx.residents.find("vk", "2002") is not None
+        assert await tx.residents.find("vk", "1001") is None
+
+
+async def test_concurrent_transactions_do_not_interleave(db: Database) -> None:
+    log: list[str] = []
+
+    async def writer(name: str) -> int:
+        async with db.transaction() as tx:
+            log.append(f"{name}:begin")
+            for i in range(3):
+                await tx.outbox.add("vk", name, {"text": f"{name}{i}"}, NOW)
+                await asyncio.sleep(0.001)  # give the other task every chance to cut in
+            await tx.drafts.save("vk", name, Draft(step=name), NOW)
+            seen = await tx.outbox.count("pending")
+            own = await tx.drafts.get("vk", name)
+            assert own is not None and own.step == name
+            log.append(f"{name}:end")
+        return seen
+
+    seen = await asyncio.gather(writer("a"), writer("b"))
+    # One ran entirely before the other: the second saw the first one's committed rows.
+    assert log in (
+        ["a:begin", "a:end", "b:begin", "b:end"],
+        ["b:begin", "b:end", "a:begin", "a:end"],
+    )
+    assert sorted(seen) == [3, 6]
+    async with db.transaction() as tx:
+        assert await tx.outbox.count("pending") == 6
+        assert await tx.drafts.get("vk", "a") is not None
+        assert await tx.drafts.get("vk", "b") is not None
+
+
+async def test_one_failing_concurrent_transaction_does_not_spoil_the_other(db: Database) -> None:
+    async def good() -> None:
+        async with db.transaction() as tx:
+            await tx.outbox.add("vk", "good", {"text": "ok"}, NOW)
+            await asyncio.sleep(0.001)
+
+    async def bad() -> None:
+        async with db.transaction() as tx:
+            await tx.outbox.add("vk", "bad", {"text": "no"}, NOW)
+            await asyncio.sleep(0.001)
+            raise ValueError("bad")
+
+    results = await asyncio.gather(bad(), good(), return_exceptions=True)
+    assert isinstance(results[0], ValueError) and results[1] is None
+    async with db.transaction() as tx:
+        rows = await tx.outbox.due_heads(NOW, ["vk"], 10)
+    assert [row.chat_id for row in rows] == ["good"]
+
+
+async def test_database_recovers_after_a_failed_commit(db: Database, db_path: Path) -> None:
+    """When COMMIT itself fails (a deferred constraint, a full disk, an I/O error) the shared
+    connection must leave the failed transaction, or every later BEGIN would fail."""
+    # A real way to make COMMIT (not a statement) fail: a deferred foreign key, checked only
+    # at commit, filled by a trigger when an audit entry is written.
+    conn = raw(db_path)
+    conn.executescript(
+        "CREATE TABLE commit_guard (appeal_id INTEGER"
+        " REFERENCES appeals (id) DEFERRABLE INITIALLY DEFERRED);"
+        "CREATE TRIGGER audit_guard AFTER INSERT ON audit_log WHEN NEW.action = 'poison'"
+        " BEGIN INSERT INTO commit_guard VALUES (424242); END;"
+    )
+    conn.close()
+
+    async def poisoned() -> None:
+        async with db.transaction() as tx:
+            await make_resident(tx)
+            await tx.audit.add("vk:1", "poison", NOW)
+
+    with pytest.raises(sqlite3.IntegrityError):
+        await poisoned()
+
+    # The failed transaction left nothing behind and the next one works.
+    async with db.transaction() as tx:
+        assert await tx.residents.find("vk", "1001") is None
+        await make_resident(tx, "2002")
+    assert raw_scalar(db_path, "SELECT count(*) FROM residents") == 1
+
+
+async def test_cancelled_while_opening_a_transaction_leaves_the_database_usable(
+    db: Database,
+) -> None:
+    async def writer() -> None:
+        async with db.transaction() as tx:
+            await tx.drafts.save("vk", "cancelled", Draft(step="category"), NOW)
+
+    task = asyncio.create_task(writer())
+    await asyncio.sleep(0)  # the task now waits for its BEGIN IMMEDIATE to run
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+    async with db.transaction() as tx:
+        await tx.drafts.save("vk", "next", Draft(step="category"), NOW)
+    async with db.transaction() as tx:
+        assert await tx.drafts.get("vk", "next") is not None
+        assert await tx.drafts.get("vk", "cancelled") is None
+
+
+# --- repositories --------------------------------------------------------------------------
+
+
+async def test_residents_get_or_create_consent_and_withdrawal(db: Database) -> None:
+    async with db.transaction() as tx:
+        first = await tx.residents.get_or_create("vk", "1001", "1001", NOW)
+        again = await tx.residents.get_or_create("vk", "1001", "1001", NOW + timedelta(hours=1))
+        moved = await tx.residents.get_or_create("vk", "1001", "chat-2", NOW)
+        other = await tx.residents.get_or_create("tg", "1001", "1001", NOW)
+    assert first.id == again.id == moved.id
+    assert moved.chat_id == "chat-2"
+    assert other.id != first.id
+    assert first.consent_at is None and first.display_name is None
+
+    async with db.transaction() as tx:
+        await tx.residents.give_consent(
+            first.id, version="2026-01", text_hash="abc", display_name="Иван", now=NOW
+        )
+        consented = await tx.residents.get(first.id)
+    assert consented is not None
+    assert (consented.consent_at, consented.consent_version) == (NOW, "2026-01")
+    assert consented.display_name == "Иван"
+
+    async with db.transaction() as tx:
+        await tx.residents.withdraw_consent(first.id)
+        withdrawn = await tx.residents.get(first.id)
+        missing = await tx.residents.get(9999)
+    assert withdrawn is not None
+    assert (withdrawn.consent_at, withdrawn.consent_version, withdrawn.display_name) == (
+        None,
+        None,
+        None,
+    )
+    assert withdrawn.chat_id == "chat-2"  # the identity row stays
+    assert missing is None
+
+
+async def test_appeal_numbers_are_sequential_and_never_reused(db: Database, db_path: Path) -> None:
+    async with db.transaction() as tx:
+        resident = await make_resident(tx)
+        numbers = [await make_appeal(tx, resident) for _ in range(3)]
+    assert numbers == [1, 2, 3]
+
+    # Delete the newest appeal from outside (nothing refers to it, so foreign keys allow it).
+    conn = raw(db_path)
+    conn.execute("PRAGMA foreign_keys = ON")
+    conn.execute("DELETE FROM appeals WHERE id = 3")
+    conn.close()
+
+    async with db.transaction() as tx:
+        assert await tx.appeals.get(3) is None
+        following = await make_appeal(tx, resident)
+    assert following == 4  # №3 is never given to anyone else
+
+
+async def test_appeal_numbers_survive_a_rolled_back_creation(db: Database) -> None:
+    async with db.transaction() as tx:
+        resident = await make_resident(tx)
+        assert await make_appeal(tx, resident) == 1
+
+    async def create_then_abort() -> None:
+        async with db.transaction() as tx:
+            assert await make_appeal(tx, resident) == 2
+            raise ValueError("abort")
+
+    with pytest.raises(ValueError, match="abort"):
+        await create_then_abort()
+    async with db.transaction() as tx:
+        # A number that was never committed is free again; what matters is no gap in what
+        # residents were told and no reuse of a committed number.
+        assert await make_appeal(tx, resident) == 2
+
+
+async def test_appeal_round_trips_every_field(db: Database) -> None:
+    photos = (
+        Photo("vk", "photo-1_2", "https://vk.example/1.jpg"),
+        Photo("tg", "AgACAgIAAxkBAAIB", None),
+    )
+    async with db.transaction() as tx:
+        resident = await make_resident(tx)
+        number = await tx.appeals.create(
+            resident_id=resident.id,
+            category="roads",
+            settlement="sergino",
+            text="Яма",
+            place="ул. Центральная, 5",
+            latitude=62.4536,
+            longitude=65.0489,
+            photos=photos,
+            contact_name="Иван Петров",
+            contact_phone="+79123456789",
+            platform="vk",
+            chat_id="chat-1001",
+            created_at=NOW,
+            deadline_at=NOW + timedelta(hours=24),
+        )
+        stored = await tx.appeals.get(number.number)
+    assert stored == number
+    assert stored is not None
+    assert stored.photos == photos
+    assert (stored.latitude, stored.longitude) == (62.4536, 65.0489)
+    assert stored.status is Status.NEW
+    assert stored.created_at == NOW and stored.created_at.tzinfo is not None
+    assert stored.deadline_at == NOW + timedelta(hours=24)
+
+
+async def test_status_changes_and_open_only_filter(db: Database) -> None:
+    async with db.transaction() as tx:
+        resident = await make_resident(tx)
+        neighbour = await make_resident(tx, "2002")
+        numbers = {status: await make_appeal(tx, resident) for status in Status}
+        neighbours = await make_appeal(tx, neighbour)
+        for status, number in numbers.items():
+            await tx.appeals.set_status(number, status, NOW)
+        await tx.thread.add(
+            numbers[Status.CLOSED], kind="status", author="vk:9", now=NOW, status=Status.CLOSED
+        )
+
+    async with db.transaction() as tx:
+        open_ones = await tx.appeals.of_resident(resident.id, limit=10, open_only=True)
+        everything = await tx.appeals.of_resident(resident.id, limit=10)
+        two = await tx.appeals.of_resident(resident.id, limit=2)
+        thread = await tx.thread.of_appeal(numbers[Status.CLOSED])
+
+    assert [a.status for a in open_ones] == [Status.ANSWERED, Status.IN_PROGRESS, Status.NEW]
+    assert [a.number for a in everything] == sorted(numbers.values(), reverse=True)
+    assert neighbours not in [a.number for a in everything]
+    assert [a.number for a in two] == [a.number for a in everything[:2]]
+    assert [(e.kind, e.status) for e in thread] == [("status", Status.CLOSED)]
+
+
+async def test_status_outside_the_list_is_refused(db: Database) -> None:
+    async with db.transaction() as tx:
+        number = await make_appeal(tx, await make_resident(tx))
+    with pytest.raises(sqlite3.IntegrityError):
+        async with db.transaction() as tx:
+            await tx.appeals.set_status(number, "lost", NOW)  # type: ignore[arg-type]
+
+
+async def test_thread_keeps_order_kinds_and_photos(db: Database) -> None:
+    photo = Photo("ok", "ok-photo-7", "https://ok.example/7.jpg")
+    async with db.transaction() as tx:
+        number = await make_appeal(tx, await make_resident(tx))
+        await tx.thread.add(number, kind="created", author="resident", now=NOW, text="Яма")
+        await tx.thread.add(
+            number,
+            kind="addition",
+            author="resident",
+            now=NOW + timedelta(minutes=1),
+            photos=(photo,),
+        )
+        await tx.thread.add(
+            number, kind="answer", author="vk:9", now=NOW + timedelta(hours=1), text="Засыпали"
+        )
+        whole = await tx.thread.of_appeal(number)
+        answers = await tx.thread.of_appeal(number, kinds=("answer",))
+    assert [e.kind for e in whole] == ["created", "addition", "answer"]
+    assert whole[1].photos == (photo,) and whole[1].text is None
+    assert [e.created_at for e in whole] == [
+        NOW,
+        NOW + timedelta(minutes=1),
+        NOW + timedelta(hours=1),
+    ]
+    assert [(e.author, e.text) for e in answers] == [("vk:9", "Засыпали")]
+
+
+async def test_erase_contacts_of_resident(db: Database) -> None:
+    async with db.transaction() as tx:
+        resident = await make_resident(tx)
+        neighbour = await make_resident(tx, "2002")
+        named = await make_appeal(tx, resident, contact_name="Иван", contact_phone="+79120000000")
+        phone_only = await make_appeal(tx, resident, contact_phone="+79121111111")
+        anonymous = await make_appeal(tx, resident)
+        neighbours = await make_appeal(
+            tx, neighbour, contact_name="Пётр", contact_phone="+79122222222"
+        )
+
+    async with db.transaction() as tx:
+        erased = await tx.appeals.erase_contacts_of_resident(resident.id)
+        again = await tx.appeals.erase_contacts_of_resident(resident.id)
+        after = [await tx.appeals.get(n) for n in (named, phone_only, anonymous)]
+        kept = await tx.appeals.get(neighbours)
+    assert (erased, again) == (2, 0)
+    for appeal in after:
+        assert appeal is not None
+        assert (appeal.contact_name, appeal.contact_phone) == (None, None)
+        assert appeal.text == "Яма на дороге"  # the appeal itself stays
+    assert kept is not None and (kept.contact_name, kept.contact_phone) == (
+        "Пётр",
+        "+79122222222",
+    )
+
+
+async def test_drafts_save_get_update_delete_and_purge(db: Database) -> None:
+    data = {"category": "roads", "photos": [{"platform": "vk", "ref": "p1", "url": None}], "n": 2}
+    async with db.transaction() as tx:
+        assert await tx.drafts.get("vk", "1001") is None
+        await tx.drafts.save("vk", "1001", Draft(step="category", data=data), NOW)
+        await tx.drafts.save("tg", "1001", Draft(step="consent"), NOW)
+        first = await tx.drafts.get("vk", "1001")
+    assert first is not None
+    assert (first.step, first.data, first.updated_at) == ("category", data, NOW)
+
+    later = NOW + timedelta(minutes=5)
+    async with db.transaction() as tx:
+        await tx.drafts.save("vk", "1001", Draft(step="settlement", data={"x": "ё"}), later)
+        updated = await tx.drafts.get("vk", "1001")
+        other_platform = await tx.drafts.get("tg", "1001")
+    assert updated is not None
+    assert (updated.step, updated.data, updated.updated_at) == ("settlement", {"x": "ё"}, later)
+    assert other_platform is not None and other_platform.step == "consent"
+
+    async with db.transaction() as tx:
+        await tx.drafts.delete("vk", "1001")
+        await tx.drafts.delete("vk", "never-existed")
+        assert await tx.drafts.get("vk", "1001") is None
+        assert await tx.drafts.get("tg", "1001") is not None
+
+    async with db.transaction() as tx:
+        await tx.drafts.save("vk", "old", Draft(step="category"), NOW - timedelta(days=8))
+        await tx.drafts.save("vk", "edge", Draft(step="category"), NOW - timedelta(days=7))
+        await tx.drafts.save("vk", "new", Draft(step="category"), NOW)
+        purged = await tx.drafts.purge_older_than(NOW - timedelta(days=7))
+        left = {
+            user: await tx.drafts.get("vk", user) is not None for user in ("old", "edge", "new")
+        }
+    assert purged == 1
+    assert left == {"old": False, "edge": True, "new": True}
+
+
+async def test_processed_events_are_recorded_once(db: Database) -> None:
+    async with db.transaction() as tx:
+        assert await tx.events.record_once("vk", "e1", NOW) is True
+        assert await tx.events.record_once("vk", "e1", NOW) is False
+        # The same id from another platform is another event.
+        assert await tx.events.record_once("tg", "e1", NOW) is True
+    async with db.transaction() as tx:
+        assert await tx.events.record_once("vk", "e1", NOW + timedelta(days=1)) is False
+        assert await tx.events.record_once("vk", "e2", NOW) is True
+
+
+async def test_outbox_lifecycle(db: Database) -> None:
+    later = NOW + timedelta(seconds=5)
+    async with db.transaction() as tx:
+        number = await make_appeal(tx, await make_resident(tx))
+        first = await tx.outbox.add("vk", "c1", {"text": "one"}, NOW, appeal_number=number)
+        second = await tx.outbox.add("vk", "c2", {"text": "two"}, later)
+        third = await tx.outbox.add("tg", "c1", {"text": "three"}, NOW - timedelta(seconds=5))
+        fourth = await tx.outbox.add("vk", "c1", {"text": "four"}, NOW)
+    assert first < second < third < fourth
+
+    async with db.transaction() as tx:
+        due_now = await tx.outbox.due_heads(NOW, ["vk", "tg"], 10)
+        due_later = await tx.outbox.due_heads(later, ["vk", "tg"], 10)
+        only_tg = await tx.outbox.due_heads(later, ["tg"], 10)
+        limited = await tx.outbox.due_heads(later, ["vk", "tg"], 1)
+        no_platform = await tx.outbox.due_heads(later, [], 10)
+        waiting = await tx.outbox.platforms_waiting()
+    # Only the oldest row of each chat, once it is due, oldest first; c1's second row waits.
+    assert [row.id for row in due_now] == [first, third]
+    assert [row.id for row in due_later] == [first, second, third]
+    assert [row.id for row in only_tg] == [third]
+    assert [row.id for row in limited] == [first]
+    assert no_platform == []
+    assert sorted(waiting) == ["tg", "vk"]
+    row = due_now[0]
+    assert (row.platform, row.chat_id, row.appeal_number, row.attempts) == ("vk", "c1", number, 0)
+    assert json.loads(row.body) == {"text": "one"}
+
+    async with db.transaction() as tx:
+        await tx.outbox.mark_sent(row, ["m1", "m2"], NOW)
+        await tx.outbox.mark_retry(second, "HTTP 502", NOW + timedelta(seconds=30))
+        await tx.outbox.mark_failed(third, "chat blocked")
+        counts = {s: await tx.outbox.count(s) for s in ("pending", "sent", "failed")}
+        heads_after = await tx.outbox.due_heads(NOW + timedelta(seconds=29), ["vk", "tg"], 10)
+        heads_retry = await tx.outbox.due_heads(NOW + timedelta(seconds=30), ["vk", "tg"], 10)
+        waiting_after = await tx.outbox.platforms_waiting()
+        by_first = await tx.outbox.appeal_of_message("vk", "c1", "m1")
+        by_second = await tx.outbox.appeal_of_message("vk", "c1", "m2")
+        other_chat = await tx.outbox.appeal_of_message("vk", "c2", "m1")
+        other_platform = await tx.outbox.appeal_of_message("tg", "c1", "m1")
+        unknown = await tx.outbox.appeal_of_message("vk", "c1", "m9")
+    assert counts == {"pending": 2, "sent": 1, "failed": 1}
+    # c1's next row is now its head; c2 waits for its retry time.
+    assert [r.id for r in heads_after] == [fourth]
+    assert [(r.id, r.attempts) for r in heads_retry] == [(second, 1), (fourth, 0)]
+    assert waiting_after == ["vk"]
+    assert (by_first, by_second) == (number, number)
+    assert (other_chat, other_platform, unknown) == (None, None, None)
+
+
+async def test_sent_message_without_appeal_maps_to_none(db: Database) -> None:
+    async with db.transaction() as tx:
+        await tx.outbox.add("vk", "c1", {"text": "menu"}, NOW)
+        [row] = await tx.outbox.due_heads(NOW, ["vk"], 10)
+        await tx.outbox.mark_sent(row, ["m1"], NOW)
+        assert await tx.outbox.appeal_of_message("vk", "c1", "m1") is None
+        assert await tx.outbox.count("sent") == 1
+
+
+async def test_outbox_rows_keep_their_state(db: Database, db_path: Path) -> None:
+    async with db.transaction() as tx:
+        row_id = await tx.outbox.add("vk", "c1", {"text": "x"}, NOW)
+        await tx.outbox.mark_retry(row_id, "timeout", NOW + timedelta(seconds=1))
+        await tx.outbox.mark_retry(row_id, "HTTP 503", NOW + timedelta(seconds=3))
+        await tx.outbox.mark_failed(row_id, "gave up")
+    conn = raw(db_path)
+    stored = conn.execute(
+        "SELECT status, attempts, last_error, sent_at FROM outbox WHERE id = ?", (row_id,)
+    ).fetchone()
+    conn.close()
+    assert tuple(stored) == ("failed", 3, "gave up", None)
+
+
+async def test_audit_entries(db: Database) -> None:
+    async with db.transaction() as tx:
+        number = await make_appeal(tx, await make_resident(tx))
+        await tx.audit.add("vk:9", "take", NOW, appeal_number=number)
+        await tx.audit.add("vk:1001", "consent_withdrawn", NOW, details="appeals anonymised: 1")
+        await tx.audit.add("tg:7", "reply", NOW, appeal_number=number, details="text")
+        everything = await tx.audit.entries()
+        of_appeal = await tx.audit.entries(number)
+        of_other = await tx.audit.entries(number + 1)
+    assert everything == [
+        ("vk:9", "take", number),
+        ("vk:1001", "consent_withdrawn", None),
+        ("tg:7", "reply", number),
+    ]
+    assert of_appeal == [("vk:9", "take", number), ("tg:7", "reply", number)]
+    assert of_other == []
+
+
+async def test_naive_datetimes_are_refused(db: Database) -> None:
+    with pytest.raises(ValueError, match="naive"):
+        async with db.transaction() as tx:
+            await tx.events.record_once("vk", "e1", datetime(2026, 3, 2, 6, 0))
+    async with db.transaction() as tx:
+        assert await tx.events.record_once("vk", "e1", NOW) is True
+
+
+# --- text stored verbatim ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text", TRICKY_TEXTS)
+async def test_text_is_stored_verbatim(db: Database, text: str) -> None:
+    async with db.transaction() as tx:
+        resident = await make_resident(tx, text[:64])
+        number = await make_appeal(
+            tx, resident, text=text, place=text, contact_name=text, contact_phone=None
+        )
+        await tx.thread.add(number, kind="addition", author="resident", now=NOW, text=text)
+        await tx.drafts.save("vk", text, Draft(step="description", data={"description": text}), NOW)
+        await tx.outbox.add("vk", text, {"text": text}, NOW, appeal_number=number)
+
+    async with db.transaction() as tx:
+        appeal = await tx.appeals.get(number)
+        found = await tx.residents.find("vk", text[:64])
+        thread = await tx.thread.of_appeal(number)
+        draft = await tx.drafts.get("vk", text)
+        [row] = await tx.outbox.due_heads(NOW, ["vk"], 10)
+    assert appeal is not None
+    assert appeal.text == text and appeal.place == text and appeal.contact_name == text
+    assert found is not None and found.user_id == text[:64]
+    assert [e.text for e in thread] == [text]
+    assert draft is not None and draft.data == {"description": text}
+    assert (row.chat_id, json.loads(row.body)) == (text, {"text": text})
+    # And nothing was executed: every table is still there.
+    async with db.transaction() as tx:
+        assert await tx.appeals.get(number) is not None
+        assert await tx.outbox.count("pending") == 1
+
+
+# --- durability ----------------------------------------------------------------------------
+
+
+async def test_committed_data_survives_close_and_reopen(db_path: Path) -> None:
+    database = await Database.open(db_path)
+    async with database.transaction() as tx:
+        resident = await make_resident(tx)
+        number = await make_appeal(tx, resident, text="Не горит фонарь", contact_name="Анна")
+        await tx.thread.add(number, kind="created", author="resident", now=NOW, text="x")
+        await tx.drafts.save("vk", "2002", Draft(step="place", data={"description": "d"}), NOW)
+        await tx.events.record_once("vk", "e1", NOW)
+        await tx.outbox.add("vk", resident.chat_id, {"text": "№1"}, NOW, appeal_number=number)
+        await tx.audit.add("vk:1001", "created", NOW, appeal_number=number)
+    # Committed means visible to anyone else at once, before any close.
+    assert raw_scalar(db_path, "SELECT text FROM appeals WHERE id = ?", (number,)) == (
+        "Не горит фонарь"
+    )
+    await database.close()
+
+    reopened = await Database.open(db_path)
+    try:
+        async with reopened.transaction() as tx:
+            appeal = await tx.appeals.get(number)
+            draft = await tx.drafts.get("vk", "2002")
+            seen_again = await tx.events.record_once("vk", "e1", NOW)
+            pending = await tx.outbox.due_heads(NOW, ["vk"], 10)
+            thread = await tx.thread.of_appeal(number)
+            audit = await tx.audit.entries(number)
+            next_number = await make_appeal(tx, resident)
+    finally:
+        await reopened.close()
+    assert appeal is not None and appeal.text == "Не горит фонарь" and appeal.contact_name == "Анна"
+    assert draft is not None and draft.step == "place" and draft.data == {"description": "d"}
+    assert seen_again is False
+    assert [(json.loads(r.body), r.appeal_number) for r in pending] == [({"text": "№1"}, number)]
+    assert [e.kind for e in thread] == ["created"]
+    assert audit == [("vk:1001", "created", number)]
+    assert next_number == number + 1
+
+
+async def test_rolled_back_data_is_absent_after_reopen(db_path: Path) -> None:
+    database = await Database.open(db_path)
+    with pytest.raises(ValueError, match="crash"):
+        await resident_then_crash(database)
+    await database.close()
+    reopened = await Database.open(db_path)
+    try:
+        async with reopened.transaction() as tx:
+            assert await tx.residents.find("vk", "1001") is None
+    finally:
+        await reopened.close()
