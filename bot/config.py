@@ -78,6 +78,8 @@ ENV_NESTED_DELIMITER = "__"
 _CODE_RE = re.compile(r"[a-z][a-z0-9_]{0,31}")
 # Telegram setWebhook secret_token: 1-256 characters A-Z a-z 0-9 _ - (messenger-apis notes).
 _TG_SECRET_RE = re.compile(r"[A-Za-z0-9_-]{1,256}")
+# The secret path segment of the OK webhook address (OK sends no signature, §2.3).
+_OK_SECRET_RE = re.compile(r"[A-Za-z0-9_-]{16,64}")
 _SQLITE_PREFIX = "sqlite:///"
 
 # The TOML file that `Config()` reads, set by `load_config` for the duration of one call.
@@ -364,6 +366,9 @@ class OkSection(_Section):
     api_url: HttpUrlStr = "https://api.ok.ru"
     webhook_path: UrlPath = "/ok/webhook"
     webhook_url: OptionalHttpUrlStr = ""
+    # OK does not sign webhooks: the address carries this secret as its last path segment,
+    # {webhook_url}/{webhook_secret} outside and {webhook_path}/{webhook_secret} here.
+    webhook_secret: SecretStr = SecretStr("")
     send_rate: Rate = 20
 
     @model_validator(mode="after")
@@ -375,6 +380,14 @@ class OkSection(_Section):
             problems.append((("token",), "required when ok.enabled = true"))
         if not self.webhook_url:
             problems.append((("webhook_url",), "required when ok.enabled = true"))
+        secret = self.webhook_secret.get_secret_value()
+        if not _OK_SECRET_RE.fullmatch(secret):
+            problems.append(
+                (
+                    ("webhook_secret",),
+                    "required when ok.enabled = true: 16-64 characters of A-Z a-z 0-9 _ -",
+                )
+            )
         _raise_problems(problems)
         return self
 

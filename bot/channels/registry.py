@@ -22,5 +22,7 @@ def build_channels(config: Config) -> list[Channel]:
 
         channels.append(TelegramChannel(config.telegram))
     if config.ok.enabled:
-        raise ChannelUnavailable("ok.enabled: the ok channel is not available in this version yet")
+        from bot.channels.ok import OkChannel
+
+        channels.append(OkChannel(config.ok))
     return channels

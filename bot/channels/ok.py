@@ -1,0 +1,285 @@
+"""The Odnoklassniki channel: group messages through the OK Bot API (bot/ok_api.py).
+
+Webhooks arrive at {webhook_path}/{webhook_secret} on the shared web server (OK signs
+nothing, so the address is the secret; any other path is refused by the router). At
+start-up the bot subscribes its webhook unless OK already lists it. Each webhook is
+answered at once and handled in the background, in order; OK's retries are recognised by
+their message ids.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import web
+from loguru import logger
+
+from bot.channels.base import Capabilities, Channel, Runtime, SendError
+from bot.config import OkSection
+from bot.ok_api import (
+    MAX_ATTACHMENTS,
+    MAX_BUTTON_TEXT,
+    MAX_BUTTONS,
+    MAX_BUTTONS_PER_ROW,
+    MAX_TEXT,
+    Attachment,
+    Button,
+    OkApiError,
+    OkClient,
+    OutgoingMessage,
+    Webhook,
+    parse_webhook,
+)
+from bot.pagination import KeyboardLimits, PageMemory, keyboard_pages
+from bot.photos import PhotoUnavailable
+from bot.render import split_text
+from handlers import texts
+from handlers.messages import Incoming, Keyboard, Location, Outgoing, Photo
+
+PLATFORM = "ok"
+LIMITS = KeyboardLimits(
+    max_rows=MAX_BUTTONS,
+    max_per_row=MAX_BUTTONS_PER_ROW,
+    max_buttons=MAX_BUTTONS,
+    max_label=MAX_BUTTON_TEXT,
+)
+USER_PREFIX = "user:"  # [DOC §2.2] ids are prefixed strings; identities use the bare number
+START_TEXT = "Начать"
+# Attachment types the dialogue cannot read [DOC §2.4 list].
+UNREADABLE = frozenset({"VIDEO", "AUDIO", "FILE", "STICKER", "MUSIC", "CALL", "PRESENT", "SHARE"})
+SUBSCRIBE_BACKOFF_MAX = 300.0
+RAW_LOG_LIMIT = 500
+
+
+class OkChannel(Channel):
+    platform = PLATFORM
+    capabilities = Capabilities(buttons=True, photos=True, max_text=MAX_TEXT)
+
+    def __init__(self, config: OkSection) -> None:
+        self._config = config
+        self._client = OkClient(config.token.get_secret_value(), config.api_url)
+        secret = config.webhook_secret.get_secret_value()
+        self._route = f"{config.webhook_path.rstrip('/')}/{secret}"
+        self._public_url = f"{config.webhook_url.rstrip('/')}/{secret}"
+        self._runtime: Runtime | None = None
+        self._queue: asyncio.Queue[Webhook] = asyncio.Queue()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._pages = PageMemory()
+        self._answers: set[asyncio.Task[None]] = set()
+
+    # --- receiving -----------------------------------------------------------------------
+
+    async def start(self, runtime: Runtime) -> None:
+        self._runtime = runtime
+        runtime.web.add_post(self._route, self._webhook)
+        self._tasks = [
+            asyncio.create_task(self._drain(), name="ok-webhooks"),
+            asyncio.create_task(self._subscribe(), name="ok-subscribe"),
+        ]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        for answer in list(self._answers):
+            with contextlib.suppress(Exception):
+                await answer
+        await self._client.close()
+
+    async def _subscribe(self) -> None:
+        """Subscribe the webhook unless OK already has it; retried until OK answers."""
+        pause = 1.0
+        while True:
+            try:
+                subscribed = await self._client.subscriptions()
+                if any(s.url == self._public_url for s in subscribed):
+                    logger.info("ok webhook already subscribed ({} subscriptions)", len(subscribed))
+                else:
+                    await self._client.subscribe(self._public_url)
+                    logger.info("ok webhook subscribed")
+                return
+            except OkApiError as error:
+                logger.warning(
+                    "ok subscription failed ({}), retrying in {:.0f}s", error.reason, pause
+                )
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, SUBSCRIBE_BACKOFF_MAX)
+
+    async def _webhook(self, request: web.Request) -> web.StreamResponse:
+        try:
+            body = await request.json()
+            update = parse_webhook(body)
+        except (ValueError, UnicodeDecodeError):
+            return web.Response(status=400, text="bad request")
+        self._queue.put_nowait(update)
+        return web.Response(text="ok")  # [DOC §2.3] within 5 s, or OK redelivers
+
+    async def _drain(self) -> None:
+        while True:
+            await self._handle(await self._queue.get())
+
+    async def _handle(self, update: Webhook) -> None:
+        assert self._runtime is not None
+        incoming = self._normalize(update)
+        if incoming is None:
+            return
+        page = self._pages.page(incoming.chat_id, incoming.payload)
+        if page is not None:  # «Ещё»: the next page of the same keyboard
+            with contextlib.suppress(SendError):
+                await self._send_parts(incoming.chat_id, [texts.MORE_OPTIONS], page, [])
+            return
+        await self._runtime.intake(incoming)
+
+    def _normalize(self, update: Webhook) -> Incoming | None:
+        """A webhook as the core's incoming message; None (and a warning with the raw body,
+        so a live check can fix the shape in one place) for one that matches no known form."""
+        user_id = update.sender.user_id.removeprefix(USER_PREFIX)
+        common: dict[str, Any] = {
+            "platform": PLATFORM,
+            "chat_id": update.recipient.chat_id,
+            "user_id": user_id,
+            "received_at": datetime.fromtimestamp(update.timestamp / 1000, UTC),
+            "display_name": update.sender.name,
+            "event_id": update.event_id,
+        }
+        kind = update.kind
+        if kind == "MESSAGE_CALLBACK" and update.callback_payload is not None:
+            if update.callbackId:
+                self._answer(update.recipient.chat_id, update.callbackId)
+            return Incoming(payload=update.callback_payload, **common)
+        if kind == "MESSAGE_CREATED" and update.message is not None:
+            return self._message(update, common)
+        if kind == "CHAT_SYSTEM" and update.type == "CHAT_STARTED":
+            return Incoming(text=START_TEXT, **common)  # opened the chat: show the menu
+        logger.warning(
+            "ok webhook of no known shape ignored: {}",
+            json.dumps(update.model_dump(), ensure_ascii=False)[:RAW_LOG_LIMIT],
+        )
+        return None
+
+    def _message(self, update: Webhook, common: dict[str, Any]) -> Incoming:
+        assert update.message is not None
+        photos: list[Photo] = []
+        location = None
+        unreadable = False
+        for attachment in update.message.attachments:
+            payload = attachment.payload
+            if attachment.type == "IMAGE" and payload.get("url"):
+                ref = str(payload.get("id") or payload.get("token") or payload["url"])
+                photos.append(Photo(platform=PLATFORM, ref=ref, url=str(payload["url"])))
+            elif attachment.type == "LOCATION":  # [3P] payload {latitude, longitude}
+                with contextlib.suppress(KeyError, TypeError, ValueError):
+                    location = Location(float(payload["latitude"]), float(payload["longitude"]))
+            elif attachment.type in UNREADABLE:
+                unreadable = True
+        text = update.message.text
+        return Incoming(
+            text=text,
+            photos=tuple(photos),
+            location=location,
+            unsupported=unreadable and not (text or photos or location),
+            **common,
+        )
+
+    def _answer(self, chat_id: str, callback_id: str) -> None:
+        """Acknowledge the press; OK wants an answering message [DOC graph.chat.answer]."""
+
+        async def answer() -> None:
+            try:
+                await self._client.answer_callback(chat_id, callback_id, "✓")
+            except OkApiError as error:
+                logger.warning("ok callback answer failed: {}", error.reason)
+
+        task = asyncio.create_task(answer())
+        self._answers.add(task)
+        task.add_done_callback(self._answers.discard)
+
+    # --- sending ------------------------------------------------------------------------
+
+    async def send(self, message: Outgoing) -> list[str]:
+        images, links = await self._images(message)
+        text = message.text + ("\n\n" + "\n".join(links) if links else "")
+        keyboard = None
+        if message.keyboard is not None and message.keyboard.rows:
+            pages = keyboard_pages(message.keyboard, LIMITS)
+            self._pages.remember(message.chat_id, pages)
+            keyboard = pages[0]
+        appeal = f"№{message.appeal_number}" if message.appeal_number else "-"
+        try:
+            return await self._send_parts(
+                message.chat_id, split_text(text, MAX_TEXT), keyboard, images
+            )
+        except SendError as error:
+            logger.warning(
+                "ok send failed appeal {} retryable={}: {}", appeal, error.retryable, error.reason
+            )
+            raise
+
+    async def _send_parts(
+        self, chat_id: str, parts: list[str], keyboard: Keyboard | None, images: list[Attachment]
+    ) -> list[str]:
+        ids = []
+        for index, part in enumerate(parts):
+            attachments: list[Attachment] = []
+            if index == len(parts) - 1:
+                if keyboard is not None:
+                    attachments.append(_keyboard(keyboard))
+                attachments += images[: MAX_ATTACHMENTS - len(attachments)]
+            try:
+                sent = await self._client.send(
+                    chat_id, OutgoingMessage(text=part, attachments=attachments)
+                )
+            except OkApiError as error:
+                raise SendError(error.reason, retryable=error.retryable) from None
+            if sent:
+                ids.append(sent)
+        return ids
+
+    async def _images(self, message: Outgoing) -> tuple[list[Attachment], list[str]]:
+        """IMAGE attachments (an OK photo by its URL, others uploaded); links for the rest."""
+        assert self._runtime is not None
+        room = MAX_ATTACHMENTS - (1 if message.keyboard and message.keyboard.rows else 0)
+        images: list[Attachment] = []
+        links: list[str] = []
+        for photo in message.photos:
+            attachment = None
+            if len(images) < room:
+                attachment = await self._image(photo)
+            if attachment is not None:
+                images.append(attachment)
+            else:
+                links.append(photo.url or texts.PHOTOS_ONLY)
+        return images, links
+
+    async def _image(self, photo: Photo) -> Attachment | None:
+        assert self._runtime is not None
+        if photo.platform == PLATFORM and photo.url:
+            return Attachment.image(url=photo.url)
+        try:
+            content = await self._runtime.fetch_photo(photo)
+            return Attachment.image(token=await self._client.upload_image(content))
+        except (PhotoUnavailable, OkApiError) as error:
+            logger.warning("ok photo upload failed, sending a link: {}", error)
+            return Attachment.image(url=photo.url) if photo.url else None
+
+
+def _keyboard(keyboard: Keyboard) -> Attachment:
+    """An INLINE_KEYBOARD of CALLBACK buttons: every press comes back as MESSAGE_CALLBACK."""
+    rows = [
+        [
+            Button(
+                text=b.label,
+                payload=b.payload,
+                intent="NEGATIVE" if b.payload == "nav:cancel" else "DEFAULT",
+            )
+            for b in row
+        ]
+        for row in keyboard.rows
+    ]
+    return Attachment.keyboard(rows)
