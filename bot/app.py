@@ -13,6 +13,8 @@ from loguru import logger
 from bot.channels.base import Channel, Runtime
 from bot.config import Config
 from bot.delivery import DeliveryWorker
+from bot.ratelimit import RateLimiter
+from bot.scheduler import DeadlineScheduler
 from bot.web import WebServer
 from handlers.engine import Clock, Engine, utc_now
 from handlers.messages import Incoming
@@ -43,7 +45,17 @@ def handler_settings(config: Config) -> HandlerSettings:
             messages_per_minute=limits.messages_per_minute,
         ),
         answer_within_hours=config.sla.answer_within_hours,
+        remind_before_hours=config.sla.remind_before_hours,
     )
+
+
+def limiters(config: Config) -> dict[str, RateLimiter]:
+    """Each messenger's send pacing from [vk], [telegram] and [ok] send_rate/per_chat_rate."""
+    return {
+        "vk": RateLimiter(config.vk.send_rate),
+        "tg": RateLimiter(config.telegram.send_rate, config.telegram.per_chat_rate),
+        "ok": RateLimiter(config.ok.send_rate),
+    }
 
 
 def staff_from_config(config: Config) -> list[tuple[str, str, str]]:
@@ -65,6 +77,7 @@ class App:
         self._delivery: DeliveryWorker | None = None
         self._inflight: set[asyncio.Task[bool]] = set()
         self._housekeeping: asyncio.Task[None] | None = None
+        self._scheduler: DeadlineScheduler | None = None
         self._web: WebServer | None = None
         self._accepting = False
 
@@ -82,6 +95,11 @@ class App:
     def delivery(self) -> DeliveryWorker:
         assert self._delivery is not None, "app is not started"
         return self._delivery
+
+    @property
+    def scheduler(self) -> DeadlineScheduler:
+        assert self._scheduler is not None, "app is not started"
+        return self._scheduler
 
     async def start(self) -> None:
         path = self.config.storage.sqlite_path
@@ -102,10 +120,16 @@ class App:
         async with self._db.transaction() as tx:
             await tx.staff.seed(staff_from_config(self.config), self.clock())
         self._delivery.start()
+        self._scheduler = DeadlineScheduler(
+            self._db, self._engine.settings, clock=self.clock, on_outbox=self._delivery.wake
+        )
+        self._scheduler.start()
         self._housekeeping = asyncio.create_task(self._housekeep(), name="housekeeping")
         self._accepting = True
         self._web = WebServer(self.config.web.host, self.config.web.port)
-        runtime = Runtime(self.intake, self._db, self._web, self.clock, self.channels)
+        runtime = Runtime(
+            self.intake, self._db, self._web, self.clock, self.channels, limiters(self.config)
+        )
         for channel in self.channels.values():
             await channel.start(runtime)
             logger.info("channel started platform={}", channel.platform)
@@ -149,6 +173,8 @@ class App:
             self._housekeeping.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._housekeeping
+        if self._scheduler is not None:
+            await self._scheduler.stop()  # before the flush: its last messages go out too
         if self._delivery is not None:
             try:
                 async with asyncio.timeout(grace_seconds):

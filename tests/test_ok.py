@@ -87,6 +87,7 @@ def ok_config(tmp_path: Path, fake: FakeOK) -> Config:
             "api_url": fake.url,
             "webhook_url": "https://bot.example.ru/ok/webhook",
             "webhook_secret": SECRET,
+            "send_rate": 0,  # no pacing here: the limits are tested on their own
         },
         web={"port": 0},
     )

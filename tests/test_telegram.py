@@ -98,7 +98,15 @@ class TgBot:
 def tg_config(tmp_path: Path, fake: FakeTelegram, **telegram: Any) -> Config:
     config = make_config(
         tmp_path / "appeals.db",
-        telegram={"enabled": True, "token": TOKEN, "api_url": fake.url, **telegram},
+        # no pacing here: the limits are tested on their own (tests/test_burst.py)
+        telegram={
+            "enabled": True,
+            "token": TOKEN,
+            "api_url": fake.url,
+            "send_rate": 0,
+            "per_chat_rate": 0,
+            **telegram,
+        },
         web={"port": 0},
     )
     admins = {"sergino": [f"tg:{ADMIN}"], "andra": ["vk:600"]}

@@ -104,6 +104,7 @@ def vk_config(tmp_path: Path, fake: FakeVK, **vk: Any) -> Config:
             "token": "vk1.a.secret-token",
             "group_id": GROUP,
             "api_url": fake.api_url,
+            "send_rate": 0,  # no pacing here: the limits are tested on their own
             **vk,
         },
         web={"port": 0},

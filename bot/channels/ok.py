@@ -231,6 +231,8 @@ class OkChannel(Channel):
                 if keyboard is not None:
                     attachments.append(_keyboard(keyboard))
                 attachments += images[: MAX_ATTACHMENTS - len(attachments)]
+            assert self._runtime is not None
+            await self._runtime.pace(PLATFORM, chat_id)
             try:
                 sent = await self._client.send(
                     chat_id, OutgoingMessage(text=part, attachments=attachments)

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from bot.photos import PhotoUnavailable, fetch_url
+from bot.ratelimit import RateLimiter
 from bot.web import WebServer
 from handlers.engine import Clock
 from handlers.messages import Incoming, Photo
@@ -26,6 +27,13 @@ class Runtime:
     web: WebServer
     clock: Clock
     channels: Mapping[str, Channel] = field(default_factory=dict)
+    limiters: Mapping[str, RateLimiter] = field(default_factory=dict)
+
+    async def pace(self, platform: str, chat_id: str) -> None:
+        """Wait for the turn of one API call to `platform` (its configured send rates)."""
+        limiter = self.limiters.get(platform)
+        if limiter is not None:
+            await limiter.acquire(chat_id)
 
     async def fetch_photo(self, photo: Photo) -> bytes:
         """A photo's bytes through the channel it came from (its URL if that channel is not

@@ -277,7 +277,10 @@ class VkChannel(Channel):
             logger.warning("vk «Ещё» page not sent: {}", error.reason)
 
     async def _call(self, method: str, params: dict[str, Any]) -> Any:
-        """One API call; failures become SendError, retryable or final (§1.7)."""
+        """One API call, paced to [vk] send_rate; failures become SendError, retryable or
+        final (§1.7)."""
+        assert self._runtime is not None
+        await self._runtime.pace(PLATFORM, str(params.get("peer_id", "")))
         try:
             response = await self._api.request(method, params)
         except VKAPIError as error:
