@@ -15,6 +15,7 @@ from loguru import logger
 
 from handlers import texts
 from handlers.context import Context
+from handlers.flood import FloodGuard, Verdict
 from handlers.messages import Incoming, Outgoing
 from handlers.resident import handle_resident
 from handlers.settings import HandlerSettings
@@ -45,6 +46,7 @@ class Engine:
         self.clock = clock
         self._on_outbox = on_outbox
         self._failed_last: str | None = None  # who the last failed update came from
+        self._flood = FloodGuard(settings.limits.messages_per_minute)
 
     async def handle(self, message: Incoming) -> bool:
         """Process one update; False if it was a redelivery and changed nothing.
@@ -58,6 +60,10 @@ class Engine:
             display_name=clean_text(message.display_name),
         )
         now = self.clock()
+        verdict = self._flood.check(message.identity, now)
+        if verdict is Verdict.DROP:
+            logger.debug("message dropped during a flood cool-down platform={}", message.platform)
+            return False
         try:
             async with self.db.transaction() as tx:
                 if message.event_id is not None and not await tx.events.record_once(
@@ -75,6 +81,15 @@ class Engine:
                 staff = await tx.staff.member(message.identity)
                 ctx = Context(message, tx, self.settings, now, resident, staff)
                 if staff is not None:
+                    self._flood.exempt(message.identity)
+                if verdict is Verdict.WARN and staff is None:
+                    ctx.reply(texts.FLOOD_WARNING)
+                    logger.warning(
+                        "flood: messages ignored for a while platform={} chat={}",
+                        message.platform,
+                        message.chat_id,
+                    )
+                elif staff is not None:
                     await handle_staff(ctx)
                 elif not await self._turned_away(ctx):
                     await handle_resident(ctx)

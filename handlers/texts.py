@@ -156,6 +156,10 @@ HINT_UNSUPPORTED = (
 HINT_TEXT_EXPECTED = "Пожалуйста, напишите ответ текстом."
 HINT_UNKNOWN_COMMAND = "Такой команды нет."
 COMMAND_UNAVAILABLE = "Эта команда недоступна."
+FLOOD_WARNING = (
+    "Вы отправляете слишком много сообщений. Пожалуйста, подождите пару минут — "
+    "сообщения за это время не будут обработаны."
+)
 SOMETHING_WENT_WRONG = (
     "Извините, не получилось обработать сообщение. Попробуйте, пожалуйста, ещё раз."
 )
@@ -377,3 +381,116 @@ TG_STAFF_COMMANDS = (
     ("overdue", "Просроченные (модераторам)"),
     ("stats", "Цифры за период (модераторам)"),
 )
+
+# --- Deadlines: reminders and escalations (SPEC §8) ----------------------------------------
+DEADLINE_REMINDER = (
+    "Напоминание: срок ответа на обращение №{number} — {deadline} ({tz}), осталось {left}."
+)
+DEADLINE_REMINDER_LATE = (
+    "Срок ответа на обращение №{number} истёк {deadline} ({tz}). Ответьте, пожалуйста, "
+    "как можно скорее: обращение передано модераторам."
+)
+DEADLINE_REOPENED = "Житель отметил, что вопрос не решён: нужен новый ответ."
+DEADLINE_ABOUT = "Тема: {category} · {settlement} · {status}\nТекст: {text}"
+DEADLINE_HOW_TO_ANSWER = "Ответить: /reply {number} текст · Посмотреть: /show {number}"
+ESCALATION = (
+    "Просрочено обращение №{number}: нет ответа к сроку {deadline} ({tz}), просрочка {late}."
+)
+ESCALATION_ADMINS = "Ответственные: {admins}"
+ESCALATION_NO_ADMINS = "У поселения нет администратора."
+ESCALATION_HOW_TO_ACT = (
+    "Посмотреть: /show {number} · Передать: /assign {number} код_поселения · "
+    "Ответить: /reply {number} текст"
+)
+DURATION_DAYS = "{days} дн."
+DURATION_HOURS = "{hours} ч"
+DURATION_MINUTES = "{minutes} мин"
+DURATION_UNDER_A_MINUTE = "меньше минуты"
+
+# --- Figures: /stats, `appeals-bot report` and `export` (SPEC §9) --------------------------
+PLATFORM_TITLES = {
+    "vk": "ВКонтакте",
+    "ok": "Одноклассники",
+    "tg": "Telegram",
+    "max": "MAX",
+    "console": "консоль",
+}
+RATING_NONE = "без оценки"
+STATS_SUMMARY = "Жителей: {residents} · отвечено: {answered} · в срок: {on_time} ({share})"
+STATS_ANSWER_TIME = "Время до первого ответа: медиана {median}, 90 % — до {p90}"
+STATS_RATINGS = "Оценки: решён {resolved} · не решён {unresolved} · без оценки {unrated}"
+STATS_BY_PLATFORM = "По мессенджерам:"
+STATS_BY_RATING = "По оценкам:"
+STATS_SHARE_LINE = "  {title}: {count} ({share})"
+NOTHING = "—"
+REPORT_TITLE = "{name}: обращения граждан с {start} по {end}"
+REPORT_RECEIVED = "За период поступило {received} от {residents}."
+REPORT_NOTHING = "За период обращений не поступало."
+REPORT_TOPICS = "Основные темы: {topics}."
+REPORT_TOPIC = "{title} ({share})"
+REPORT_ON_TIME = (
+    "В установленный срок ({hours} ч) дан ответ на {on_time} — {share} поступивших; "
+    "всего отвечено на {answered}."
+)
+REPORT_ANSWER_TIME = (
+    "Половина отвеченных обращений получила первый ответ не позже чем через {median}, "
+    "90 % — не позже чем через {p90}."
+)
+REPORT_RATINGS = (
+    "Оценки жителей: «вопрос решён» — {resolved}, «не решён» — {unresolved}, "
+    "без оценки — {unrated}."
+)
+APPEAL_FORMS = ("обращение", "обращения", "обращений")
+RESIDENT_GENITIVE_FORMS = ("жителя", "жителей", "жителей")
+# The CSV report: one figure a row.
+REPORT_CSV_HEADER = ("раздел", "код", "название", "значение")
+REPORT_CSV_SECTIONS = {
+    "period": "период",
+    "summary": "итоги",
+    "category": "темы",
+    "settlement": "поселения",
+    "platform": "мессенджеры",
+    "status": "статусы",
+    "rating": "оценки",
+}
+REPORT_CSV_SUMMARY = {
+    "from": "с",
+    "to": "по",
+    "timezone": "часовой пояс",
+    "received": "поступило обращений",
+    "residents": "жителей",
+    "answered": "отвечено",
+    "on_time": "отвечено в срок",
+    "on_time_percent": "отвечено в срок, % поступивших",
+    "answer_within_hours": "срок ответа, ч",
+    "median_answer_seconds": "медиана времени до первого ответа, с",
+    "p90_answer_seconds": "90-й процентиль времени до первого ответа, с",
+}
+# The register (`appeals-bot export`): one appeal a row; times in bot.timezone.
+REGISTER_HEADER = (
+    "Номер",
+    "Поступило",
+    "Статус",
+    "Тема",
+    "Поселение",
+    "Мессенджер",
+    "Текст",
+    "Адрес",
+    "Широта",
+    "Долгота",
+    "Фото",
+    "Имя",
+    "Телефон",
+    "Срок ответа",
+    "Первый ответ",
+    "Ответ в срок",
+    "Оценка",
+    "Последний ответ",
+)
+YES = "да"
+NO = "нет"
+# The chart (`appeals-bot report --chart FILE`).
+CHART_TITLE = "Обращения по месяцам, {start} — {end}"
+CHART_APPEALS = "Обращений"
+CHART_ON_TIME = "Отвечено в срок, %"
+MONTHS_SHORT = ("янв", "фев", "мар", "апр", "май", "июн", "июл", "авг", "сен", "окт", "ноя", "дек")

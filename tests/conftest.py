@@ -115,6 +115,9 @@ class Harness:
 def make_config(db_path: Path, **sections: Any) -> Config:
     config = load_config(example_config_path())
     update: dict[str, Any] = {"storage": StorageSection(url=f"sqlite:///{db_path}")}
+    # Tests type far faster than people, on a frozen clock: flood control is tested on
+    # its own (tests/test_flood.py) and kept out of the way elsewhere.
+    sections = {"limits": {"messages_per_minute": 10_000}} | sections
     for name, values in sections.items():  # validated, as if the file had said so
         section = getattr(config, name)
         update[name] = type(section).model_validate({**section.model_dump(), **values})
