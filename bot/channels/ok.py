@@ -232,11 +232,11 @@ class OkChannel(Channel):
                     attachments.append(_keyboard(keyboard))
                 attachments += images[: MAX_ATTACHMENTS - len(attachments)]
             assert self._runtime is not None
-            await self._runtime.pace(PLATFORM, chat_id)
             try:
-                sent = await self._client.send(
-                    chat_id, OutgoingMessage(text=part, attachments=attachments)
-                )
+                async with self._runtime.paced(PLATFORM, chat_id):
+                    sent = await self._client.send(
+                        chat_id, OutgoingMessage(text=part, attachments=attachments)
+                    )
             except OkApiError as error:
                 raise SendError(error.reason, retryable=error.retryable) from None
             if sent:

@@ -3,7 +3,8 @@ that must survive a restart, and the shared web server for webhooks."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -29,11 +30,16 @@ class Runtime:
     channels: Mapping[str, Channel] = field(default_factory=dict)
     limiters: Mapping[str, RateLimiter] = field(default_factory=dict)
 
-    async def pace(self, platform: str, chat_id: str) -> None:
-        """Wait for the turn of one API call to `platform` (its configured send rates)."""
+    @asynccontextmanager
+    async def paced(self, platform: str, chat_id: str) -> AsyncIterator[None]:
+        """Make one API call to `platform` in the block, in its turn (the configured send
+        rates of that platform)."""
         limiter = self.limiters.get(platform)
-        if limiter is not None:
-            await limiter.acquire(chat_id)
+        if limiter is None:
+            yield
+            return
+        async with limiter.turn(chat_id):
+            yield
 
     async def fetch_photo(self, photo: Photo) -> bytes:
         """A photo's bytes through the channel it came from (its URL if that channel is not

@@ -273,11 +273,11 @@ class TelegramChannel(Channel):
 
     async def _send_text(self, chat_id: str, text: str, keyboard: Keyboard | None) -> str:
         assert self._runtime is not None
-        await self._runtime.pace(PLATFORM, chat_id)
         markup = reply_markup(keyboard) if keyboard is not None else None
-        sent = await self._call(
-            self._bot.send_message(chat_id=int(chat_id), text=text, reply_markup=markup)
-        )
+        async with self._runtime.paced(PLATFORM, chat_id):
+            sent = await self._call(
+                self._bot.send_message(chat_id=int(chat_id), text=text, reply_markup=markup)
+            )
         return str(sent.message_id)
 
     async def _send_photo(self, chat_id: str, photo: Photo) -> str | None:
@@ -290,8 +290,8 @@ class TelegramChannel(Channel):
             else:
                 content = await self._runtime.fetch_photo(photo)
                 source = BufferedInputFile(content, filename="photo.jpg")
-            await self._runtime.pace(PLATFORM, chat_id)
-            sent = await self._bot.send_photo(chat_id=int(chat_id), photo=source)
+            async with self._runtime.paced(PLATFORM, chat_id):
+                sent = await self._bot.send_photo(chat_id=int(chat_id), photo=source)
         except PhotoUnavailable as error:
             logger.warning("photo not fetched, sending a link: {}", error)
             return None

@@ -45,6 +45,7 @@ logger.disable("vkbottle")  # it logs every request with its text: residents' wo
 TS_KEY = "vk.longpoll.ts"
 RETRYABLE_CODES = frozenset({1, 6, 9, 10, 29})  # §1.7: unknown, too many rps, flood, server
 NAME_CACHE = 10_000
+USERS_PER_CALL = 1000  # users.get takes up to 1000 ids
 REQUEST_TIMEOUT = aiohttp.ClientTimeout(total=30)
 RESTART_BACKOFF_MAX = 60.0
 
@@ -128,7 +129,9 @@ class VkChannel(Channel):
             try:
                 async for event in polling.listen():
                     pause = 1.0
-                    for update in event.get("updates") or []:
+                    updates = event.get("updates") or []
+                    await self._fetch_names(_senders(updates))
+                    for update in updates:
                         await self._handle(update)
                     await self._runtime.save(TS_KEY, str(event["ts"]))
             except asyncio.CancelledError:
@@ -204,10 +207,12 @@ class VkChannel(Channel):
 
         async def answer() -> None:
             try:
-                await self._api.request(
-                    "messages.sendMessageEventAnswer",
-                    {"event_id": event_id, "user_id": user_id, "peer_id": peer_id},
-                )
+                assert self._runtime is not None
+                async with self._runtime.paced(PLATFORM, str(peer_id)):
+                    await self._api.request(
+                        "messages.sendMessageEventAnswer",
+                        {"event_id": event_id, "user_id": user_id, "peer_id": peer_id},
+                    )
             except Exception as error:
                 logger.warning("vk event answer failed: {}", type(error).__name__)
 
@@ -216,23 +221,35 @@ class VkChannel(Channel):
         task.add_done_callback(self._acks.discard)
 
     async def _name(self, user_id: int) -> str:
-        """«First Last» from users.get, cached; empty if VK does not say."""
-        if user_id in self._names:
-            self._names.move_to_end(user_id)
-            return self._names[user_id]
-        name = ""
+        """«First Last», cached; empty if VK does not say."""
+        if user_id not in self._names:
+            await self._fetch_names([user_id])
+        self._names.move_to_end(user_id)
+        return self._names[user_id]
+
+    async def _fetch_names(self, user_ids: list[int]) -> None:
+        """Names of the not yet known users, in one users.get call (paced like any other
+        call: it counts towards the community's 20 a second)."""
+        assert self._runtime is not None
+        wanted = [u for u in dict.fromkeys(user_ids) if u > 0 and u not in self._names]
+        if not wanted:
+            return
+        names = dict.fromkeys(wanted, "")
         try:
-            response = await self._api.request("users.get", {"user_ids": user_id})
-            users = response.get("response") or []
-            if users:
-                name = f"{users[0].get('first_name', '')} {users[0].get('last_name', '')}".strip()
+            async with self._runtime.paced(PLATFORM, ""):
+                response = await self._api.request(
+                    "users.get", {"user_ids": ",".join(map(str, wanted[:USERS_PER_CALL]))}
+                )
+            for user in response.get("response") or []:
+                full = f"{user.get('first_name', '')} {user.get('last_name', '')}".strip()
+                names[int(user["id"])] = full
         except Exception as error:
             logger.warning("vk users.get failed: {}", type(error).__name__)
-            return ""
-        self._names[user_id] = name
-        if len(self._names) > NAME_CACHE:
+            return  # not cached: asked again next time
+        for user_id, name in names.items():
+            self._names[user_id] = name
+        while len(self._names) > NAME_CACHE:
             self._names.popitem(last=False)
-        return name
 
     # --- sending ------------------------------------------------------------------------
 
@@ -280,9 +297,9 @@ class VkChannel(Channel):
         """One API call, paced to [vk] send_rate; failures become SendError, retryable or
         final (§1.7)."""
         assert self._runtime is not None
-        await self._runtime.pace(PLATFORM, str(params.get("peer_id", "")))
         try:
-            response = await self._api.request(method, params)
+            async with self._runtime.paced(PLATFORM, str(params.get("peer_id", ""))):
+                response = await self._api.request(method, params)
         except VKAPIError as error:
             code = int(getattr(error, "code", 0) or 0)
             reason = f"VK error {code}: {getattr(error, 'error_msg', '')}"  # not the params
@@ -341,6 +358,15 @@ def random_id(outbox_id: int | None, chunk: int) -> int:
     if outbox_id is None:
         return 0
     return outbox_id * 1000 + chunk + 1
+
+
+def _senders(updates: list[Any]) -> list[int]:
+    """The authors of a batch's new messages, to name them all with one users.get."""
+    senders = []
+    for update in updates:
+        with contextlib.suppress(KeyError, TypeError, ValueError, AttributeError):
+            senders.append(int(update["object"]["message"]["from_id"]))
+    return senders
 
 
 def _with_name(incoming: Incoming, name: str) -> Incoming:

@@ -36,6 +36,8 @@ from urllib.parse import urlsplit
 import aiohttp
 from aiohttp import web
 
+# Methods that put a message into a chat: what Telegram's send limits count.
+SEND_METHODS = frozenset({"sendMessage", "sendPhoto", "sendMediaGroup"})
 TOKEN = "123456:TEST-token-abcdefghijklmnopqrstuvwxyz"
 PAYLOADS_DIR = Path(__file__).resolve().parent.parent / "payloads" / "telegram"
 
@@ -266,6 +268,12 @@ class FakeTelegram:
         self.calls: list[dict[str, Any]] = []
         self.sent: list[SentMessage] = []
         self.callback_answers: list[dict[str, Any]] = []
+        # Telegram's limits, enforced with 429 when set (0 = off), and how often they were hit.
+        self.rate_limit = 0.0
+        self.per_chat_limit = 0.0
+        self.rate_errors = 0
+        self._send_times: deque[float] = deque()
+        self._chat_send_times: dict[str, deque[float]] = {}
         self.webhook: dict[str, Any] | None = None
         self.allowed_updates: list[str] | None = None  # the remembered getUpdates setting
         self.commands: dict[str, list[dict[str, Any]]] = {}
@@ -715,7 +723,31 @@ class FakeTelegram:
         failure = self._take_failure(method)
         if failure is not None:
             return self._failure_response(request, method, failure)
+        if method in SEND_METHODS and self._over_rate_limit(fields.get("chat_id", "")):
+            self.rate_errors += 1
+            return self._error_response(
+                method, 429, "Too Many Requests: retry after 1", {"retry_after": 1}
+            )
         return await self._execute(method, fields, files)
+
+    def _over_rate_limit(self, chat_id: str) -> bool:
+        """Telegram's limits (§3.5): about `rate_limit` messages a second overall and
+        `per_chat_limit` a second into one chat; beyond them, 429. 0 = not enforced."""
+        now = asyncio.get_running_loop().time()
+        over = False
+        if self.rate_limit:
+            recent = self._send_times
+            recent.append(now)
+            while recent and recent[0] <= now - 1.0:
+                recent.popleft()
+            over = len(recent) > self.rate_limit
+        if self.per_chat_limit:
+            chat = self._chat_send_times.setdefault(chat_id, deque())
+            chat.append(now)
+            while chat and chat[0] <= now - 1.0:
+                chat.popleft()
+            over = over or len(chat) > self.per_chat_limit
+        return over
 
     async def _execute(
         self, method: str, fields: dict[str, str], files: dict[str, bytes]

@@ -180,6 +180,9 @@ class FakeVK:
         self.uploads: list[bytes] = []
         self.downloads: list[str] = []  # names requested under /img/
         self.delivered_events = 0
+        self.rate_limit = 0.0  # calls a second enforced with error 6 (0 = off)
+        self.rate_errors = 0
+        self._call_times: deque[float] = deque()
         # Every error envelope the fake answered: (method, error_code, why).
         self.answered_errors: list[tuple[str, int, str]] = []
         # Bugs inside the fake itself (answered as error 10 instead of raising).
@@ -247,6 +250,18 @@ class FakeVK:
         await self.stop()
 
     # ----------------------------------------------------------------- what the bot sent
+
+    def _over_rate_limit(self) -> bool:
+        """VK's limit for a community token (§1.8: 20 calls a second): more than
+        `rate_limit` calls within any second answer error 6. 0 = not enforced."""
+        if not self.rate_limit:
+            return False
+        now = asyncio.get_running_loop().time()
+        recent = self._call_times
+        recent.append(now)
+        while recent and recent[0] <= now - 1.0:
+            recent.popleft()
+        return len(recent) > self.rate_limit
 
     def messages_to(self, peer_id: int) -> list[SentMessage]:
         return [m for m in self.sent if m.peer_id == peer_id]
@@ -512,6 +527,9 @@ class FakeVK:
         failure = self._take_failure(method)
         if failure is not None:
             return self._failure_response(request, method, params, failure)
+        if self._over_rate_limit():
+            self.rate_errors += 1
+            return self._error_response(method, 6, params, "rate limit")
         if not params.get("access_token"):
             message = "User authorization failed: no access_token passed."
             return self._error_response(method, 5, params, "no access_token", message)
