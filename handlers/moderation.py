@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta
+import dataclasses
+from datetime import date
 
 from handlers import texts
-from handlers.appeal_view import category_title, organisation, settlement_title
+from handlers.appeal_view import organisation, settlement_title
 from handlers.context import Context
-from handlers.formatting import status_title
+from handlers.figures import Titles, period_bounds, stats_text
 from handlers.identity import PLATFORMS
 from handlers.notify import notify_settlement, tell_resident
-from handlers.staff import (
-    LIST_LIMIT,
-    OPEN,
-    audit,
-    change_status,
-    list_text,
-    member,
-    open_appeal,
-)
+from handlers.staff import LIST_LIMIT, audit, change_status, list_text, open_appeal
 from handlers.staff_args import UsageError, identity_and_text, number_and_text, parse_date
 from storage.models import Status
 from storage.staff import ADMIN, MODERATOR
@@ -184,47 +177,26 @@ def _period(ctx: Context, args: str) -> tuple[date, date]:
 
 
 async def cmd_stats(ctx: Context, args: str) -> None:
+    """SPEC §9 for a period of local days, compactly (handlers/figures.py)."""
     start, end = _period(ctx, args)
-    tz = ctx.settings.timezone
-    since = datetime.combine(start, time(), tz)
-    until = datetime.combine(end + timedelta(days=1), time(), tz)
-    by_status = await ctx.tx.appeals.count_by("status", since, until)
-    total = sum(n for _, n in by_status)
-    lines = [
-        texts.STATS_TITLE.format(
-            start=start.strftime("%d.%m.%Y"), end=end.strftime("%d.%m.%Y"), total=total
-        )
-    ]
-    if total:
-        by_category = await ctx.tx.appeals.count_by("category", since, until)
-        by_settlement = await ctx.tx.appeals.count_by("settlement", since, until)
-        sections = (
-            (texts.STATS_BY_STATUS, by_status, status_title),
-            (texts.STATS_BY_CATEGORY, by_category, lambda code: category_title(ctx.settings, code)),
-            (
-                texts.STATS_BY_SETTLEMENT,
-                by_settlement,
-                lambda code: settlement_title(ctx.settings, code),
-            ),
-        )
-        for heading, rows, title in sections:
-            lines.append(heading)
-            lines += [texts.STATS_LINE.format(title=title(key), count=n) for key, n in rows]
-    ctx.reply("\n".join(lines))
+    since, until = period_bounds(start, end, ctx.settings.timezone)
+    figures = await ctx.tx.appeals.figures(since, until)
+    ctx.reply(stats_text(Titles.of(ctx.settings), figures, start, end))
     await audit(ctx, "stats", details=f"{start} {end}")
 
 
 async def cmd_overdue(ctx: Context, args: str) -> None:
+    """Appeals waiting for an answer past their deadline, the longest overdue first; a
+    reopened appeal counts from its new deadline (handlers/deadlines.py)."""
     if args:
         raise UsageError
-    appeals, total = await ctx.tx.appeals.listing(
-        statuses=OPEN,
-        settlements=None if member(ctx).moderator else [],
-        overdue_at=ctx.now,
-        limit=LIST_LIMIT,
+    overdue, total = await ctx.tx.appeals.overdue(
+        ctx.now, renew_hours=ctx.settings.answer_within_hours, limit=LIST_LIMIT
     )
-    if not appeals:
+    if not overdue:
         ctx.reply(texts.OVERDUE_EMPTY)
     else:
+        # The list shows each appeal's current deadline.
+        appeals = [dataclasses.replace(appeal, deadline_at=due) for appeal, due in overdue]
         ctx.reply(list_text(ctx, appeals, total, texts.OVERDUE_TITLE.format(total=total)))
     await audit(ctx, "overdue")

@@ -39,6 +39,8 @@ class HandlerSettings:
     settlements: tuple[Settlement, ...]
     limits: Limits
     answer_within_hours: int = 24
+    # Administrators are reminded this long before a deadline; 0: no reminders (SPEC §8).
+    remind_before_hours: int = 4
 
     def category(self, code: str) -> Category | None:
         return next((c for c in self.categories if c.code == code), None)

@@ -9,6 +9,7 @@ from datetime import datetime
 import aiosqlite
 
 from storage.models import OPEN_STATUSES, Appeal, Photo, Status, ThreadEntry
+from storage.reports import Figures, ReportQueries
 from storage.times import from_db, to_db
 
 _COLUMNS = (
@@ -18,6 +19,28 @@ _COLUMNS = (
 )
 # Columns a staff list or a count may be grouped by (never taken from user input directly).
 GROUPABLE = frozenset({"status", "category", "settlement", "platform"})
+
+# The deadline an unanswered appeal must now be answered by (SPEC §8): its registration
+# deadline, or, once the resident reopened it with «Вопрос не решён» (which leaves rating =
+# 'unresolved' until the next answer), `:renew` (e.g. '+24 hours') after that rating. It is
+# computed, not stored: `deadline_at` stays the registration deadline, which the figures
+# measure the first answer against. The microseconds are carried over from the rating's
+# time, since SQLite's strftime keeps only milliseconds.
+_DUE_AT = (
+    "CASE WHEN a.rating = 'unresolved' THEN coalesce(("
+    "SELECT strftime('%Y-%m-%dT%H:%M:%S', e.created_at, :renew) || substr(e.created_at, 20)"
+    " FROM appeal_events e WHERE e.appeal_id = a.id AND e.kind = 'rating'"
+    " ORDER BY e.id DESC LIMIT 1), a.deadline_at) ELSE a.deadline_at END"
+)
+# Appeals still waiting for an answer («Новое», «В работе»), each with its current deadline.
+_WAITING = (
+    f"SELECT a.*, {_DUE_AT} AS due_at FROM appeals a WHERE a.status IN ('new', 'in_progress')"
+)
+NOTICE_KINDS = frozenset({"reminder", "escalation"})
+
+
+def _renew(hours: int) -> str:
+    return f"+{int(hours)} hours"
 
 
 def photos_to_json(photos: Sequence[Photo]) -> str:
@@ -203,6 +226,58 @@ class AppealRepository:
             (to_db(start), to_db(end)),
         ) as cursor:
             return [(row[0], int(row[1])) for row in await cursor.fetchall()]
+
+    async def due_for_notice(
+        self, kind: str, *, due_before: datetime, renew_hours: int, limit: int
+    ) -> list[tuple[Appeal, datetime]]:
+        """Appeals waiting for an answer whose current deadline is before `due_before` and
+        that have had no `kind` notice about that deadline yet, earliest deadline first;
+        each with that deadline."""
+        if kind not in NOTICE_KINDS:
+            raise ValueError(f"unknown notice kind {kind!r}")
+        async with self._conn.execute(
+            f"SELECT * FROM ({_WAITING}) AS w WHERE w.due_at < :before AND NOT EXISTS"
+            " (SELECT 1 FROM deadline_notices n WHERE n.appeal_id = w.id AND n.kind = :kind"
+            " AND n.due_at = w.due_at) ORDER BY w.due_at, w.id LIMIT :limit",
+            {
+                "renew": _renew(renew_hours),
+                "before": to_db(due_before),
+                "kind": kind,
+                "limit": limit,
+            },
+        ) as cursor:
+            rows = await cursor.fetchall()
+        return [(_appeal(row), from_db(row["due_at"])) for row in rows]
+
+    async def record_notice(
+        self, number: int, kind: str, due_at: datetime, now: datetime, *, recipients: int
+    ) -> bool:
+        """Remember that a `kind` notice about this deadline was queued; False if one was
+        already recorded (the caller then sends nothing)."""
+        async with self._conn.execute(
+            "INSERT INTO deadline_notices (appeal_id, kind, due_at, sent_at, recipients)"
+            " VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            (number, kind, to_db(due_at), to_db(now), recipients),
+        ) as cursor:
+            return cursor.rowcount == 1
+
+    async def overdue(
+        self, now: datetime, *, renew_hours: int, limit: int
+    ) -> tuple[list[tuple[Appeal, datetime]], int]:
+        """Appeals waiting for an answer past their current deadline, the longest overdue
+        first, at most `limit`, each with that deadline; and how many there are in all."""
+        async with self._conn.execute(
+            f"SELECT *, count(*) OVER () AS total FROM ({_WAITING}) AS w WHERE w.due_at < :now"
+            " ORDER BY w.due_at, w.id LIMIT :limit",
+            {"renew": _renew(renew_hours), "now": to_db(now), "limit": limit},
+        ) as cursor:
+            rows = list(await cursor.fetchall())
+        total = int(rows[0]["total"]) if rows else 0
+        return [(_appeal(row), from_db(row["due_at"])) for row in rows], total
+
+    async def figures(self, since: datetime, until: datetime) -> Figures:
+        """SPEC §9 for the appeals received in [since, until) (see storage/reports.py)."""
+        return await ReportQueries(self._conn).figures(since, until)
 
     async def erase_contacts_of_resident(self, resident_id: int) -> int:
         """Anonymise a resident's appeals (name and phone); returns how many were touched."""

@@ -1,0 +1,304 @@
+"""Figures of SPEC §9 computed in SQL, and the whole register streamed for export.
+
+Nothing here writes. The queries name the indexes of migration 0004 (`INDEXED BY`), so the
+plan does not depend on statistics the bot never gathers: SQLite has no hash aggregation, and
+left to itself it would range-scan the period and sort a million rows (seconds) where reading
+an index that is already in group order takes a fraction of one. No per-appeal Python:
+
+* every count of a period (by category, settlement, messenger, status and rating, answered,
+  answered on time) comes from one GROUP BY over `appeals_figures`, read in group order with
+  the period filtered on the way; the breakdowns are sums over its few hundred groups;
+* distinct residents: one pass over `appeals_by_resident`, residents in order;
+* percentiles of the time to first answer: `ORDER BY <expression> LIMIT 1 OFFSET k` on the
+  expression index `appeals_by_answer_time`, which keeps answered appeals in that order;
+* the months of the chart: a range of `appeals_by_created` each.
+
+The first three read every appeal of the database once (about 0.1-0.3 s per million), not
+only the period's, which keeps them independent of statistics; the benchmark in
+`bench/report.py` measures them on a year of 1,000,000 appeals.
+
+Definitions (also in the README):
+
+* an appeal belongs to the period it was *received* in (`created_at`), whatever happened to
+  it later;
+* *answered on time*: its first official answer came no later than its registration
+  deadline (`first_answer_at <= deadline_at`); the share is of all appeals received;
+* *time to first answer*: `first_answer_at - created_at`, over the appeals answered so far;
+  a percentile is the nearest-rank one: the p-th percentile of n values is the
+  ceil(p·n)-th smallest, an actually observed time;
+* ratings: «решён» / «не решён» as the resident last rated the answer; *unrated*: answered
+  appeals the resident has not rated (an appeal never answered cannot be rated).
+
+`connect_read_only` opens the file for the command line without write access, so a report
+runs beside the bot (WAL lets readers and the one writer work at the same time).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import aiosqlite
+
+from storage.times import to_db
+
+# The report's indexes come with migration 4; an older file is upgraded by starting the bot.
+MIN_SCHEMA_VERSION = 4
+BUSY_TIMEOUT_MS = 5000
+REGISTER_BATCH = 1000
+
+# Written exactly as in the index `appeals_by_answer_time` (migration 0004), or SQLite
+# would not use it.
+_ANSWER_DAYS = "(julianday(first_answer_at) - julianday(created_at))"
+SECONDS_PER_DAY = 86400
+
+Counts = tuple[tuple[str, int], ...]
+
+
+class ReportError(Exception):
+    """The database cannot be read for a report; the text says why and what to do."""
+
+
+@dataclass(frozen=True)
+class Figures:
+    """SPEC §9 for the appeals received in [since, until)."""
+
+    since: datetime
+    until: datetime
+    received: int
+    residents: int
+    by_category: Counts  # largest first, then by code
+    by_settlement: Counts
+    by_platform: Counts
+    by_status: Counts
+    answered: int  # have a first answer
+    on_time: int  # first answer no later than the deadline
+    median_answer_seconds: int | None  # None when nothing was answered
+    p90_answer_seconds: int | None
+    resolved: int
+    unresolved: int
+    unrated: int  # answered, not rated
+
+    @property
+    def on_time_share(self) -> float | None:
+        """On-time answers as a share of appeals received (0..1); None for an empty period."""
+        return self.on_time / self.received if self.received else None
+
+
+@dataclass(frozen=True)
+class MonthFigures:
+    """One month of the chart: appeals received by category, and how many on time."""
+
+    since: datetime
+    until: datetime
+    by_category: Counts
+    received: int
+    on_time: int
+
+
+@dataclass(frozen=True)
+class RegisterRow:
+    """One appeal as the register export shows it (codes; the caller adds titles)."""
+
+    number: int
+    created_at: datetime
+    status: str
+    category: str
+    settlement: str
+    platform: str
+    text: str
+    place: str | None
+    latitude: float | None
+    longitude: float | None
+    photos: int
+    contact_name: str | None
+    contact_phone: str | None
+    deadline_at: datetime
+    first_answer_at: datetime | None
+    rating: str | None
+    answer: str | None  # the latest official answer
+
+
+def read_only_uri(path: Path) -> str:
+    """The URI that opens an existing file without write access (never creates one)."""
+    if not path.is_file():
+        raise ReportError(f"{path}: no database file here")
+    return f"{path.resolve().as_uri()}?mode=ro"
+
+
+async def connect_read_only(path: Path) -> aiosqlite.Connection:
+    """A connection that cannot write, to an existing database of a known schema."""
+    uri = read_only_uri(path)
+    try:
+        conn = await aiosqlite.connect(uri, uri=True)
+    except Exception as error:  # sqlite3.Error, or an OS error opening it
+        raise ReportError(f"{path}: cannot open the database ({error})") from error
+    try:
+        await conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        await conn.execute("PRAGMA query_only = 1")
+        async with conn.execute("PRAGMA user_version") as cursor:
+            row = await cursor.fetchone()
+        version = int(row[0]) if row else 0
+    except Exception as error:
+        await conn.close()
+        raise ReportError(f"{path}: not an appeals-bot database ({error})") from error
+    if version < MIN_SCHEMA_VERSION:
+        await conn.close()
+        raise ReportError(
+            f"{path}: database schema version {version} is older than reports need "
+            f"({MIN_SCHEMA_VERSION}); start appeals-bot once to upgrade it"
+        )
+    return conn
+
+
+def nearest_rank_offsets(n: int, percents: Sequence[int]) -> list[int]:
+    """0-based positions of the nearest-rank percentiles among n sorted values."""
+    return [max(0, math.ceil(p * n / 100) - 1) for p in percents]
+
+
+class ReportQueries:
+    """Read-only queries over one connection (the bot's own, inside a transaction, for
+    /stats; a read-only one for the command line)."""
+
+    def __init__(self, conn: aiosqlite.Connection) -> None:
+        self._conn = conn
+
+    async def figures(self, since: datetime, until: datetime) -> Figures:
+        period = (to_db(since), to_db(until))
+        async with self._conn.execute(
+            "SELECT category, settlement, platform, status, rating, count(*),"
+            " count(first_answer_at), coalesce(sum(first_answer_at <= deadline_at), 0)"
+            " FROM appeals INDEXED BY appeals_figures WHERE created_at >= ? AND created_at < ?"
+            " GROUP BY category, settlement, platform, status, rating",
+            period,
+        ) as cursor:
+            groups = await cursor.fetchall()
+        by: dict[str, Counter[str]] = {key: Counter() for key in ("c", "s", "p", "st", "r")}
+        received = answered = on_time = 0
+        unrated = 0
+        for category, settlement, platform, status, rating, n, with_answer, in_time in groups:
+            received += n
+            answered += with_answer
+            on_time += in_time
+            by["c"][category] += n
+            by["s"][settlement] += n
+            by["p"][platform] += n
+            by["st"][status] += n
+            if rating is not None:
+                by["r"][rating] += n
+            else:
+                unrated += with_answer
+        async with self._conn.execute(
+            "SELECT count(*) FROM (SELECT resident_id FROM appeals INDEXED BY appeals_by_resident"
+            " WHERE created_at >= ? AND created_at < ? GROUP BY resident_id)",
+            period,
+        ) as cursor:
+            row = await cursor.fetchone()
+        residents = int(row[0]) if row else 0
+        median, p90 = await self._answer_percentiles(period, answered, (50, 90))
+        return Figures(
+            since=since,
+            until=until,
+            received=received,
+            residents=residents,
+            by_category=_largest_first(by["c"]),
+            by_settlement=_largest_first(by["s"]),
+            by_platform=_largest_first(by["p"]),
+            by_status=_largest_first(by["st"]),
+            answered=answered,
+            on_time=on_time,
+            median_answer_seconds=median,
+            p90_answer_seconds=p90,
+            resolved=by["r"]["resolved"],
+            unresolved=by["r"]["unresolved"],
+            unrated=unrated,
+        )
+
+    async def _answer_percentiles(
+        self, period: tuple[str, str], answered: int, percents: Sequence[int]
+    ) -> list[int | None]:
+        if not answered:
+            return [None for _ in percents]
+        found: list[int | None] = []
+        for offset in nearest_rank_offsets(answered, percents):
+            async with self._conn.execute(
+                f"SELECT {_ANSWER_DAYS} FROM appeals INDEXED BY appeals_by_answer_time"
+                " WHERE first_answer_at IS NOT NULL AND created_at >= ? AND created_at < ?"
+                f" ORDER BY {_ANSWER_DAYS} LIMIT 1 OFFSET ?",
+                (*period, offset),
+            ) as cursor:
+                row = await cursor.fetchone()
+            found.append(round(row[0] * SECONDS_PER_DAY) if row else None)
+        return found
+
+    async def months(self, bounds: Sequence[tuple[datetime, datetime]]) -> list[MonthFigures]:
+        """Appeals by category and on time, for each [since, until) given (months, in the
+        deployment's time zone, computed by the caller)."""
+        result = []
+        for since, until in bounds:
+            async with self._conn.execute(
+                "SELECT category, count(*), coalesce(sum(first_answer_at <= deadline_at), 0)"
+                " FROM appeals INDEXED BY appeals_by_created"
+                " WHERE created_at >= ? AND created_at < ? GROUP BY category",
+                (to_db(since), to_db(until)),
+            ) as cursor:
+                rows = await cursor.fetchall()
+            counts: Counter[str] = Counter({row[0]: int(row[1]) for row in rows})
+            result.append(
+                MonthFigures(
+                    since=since,
+                    until=until,
+                    by_category=_largest_first(counts),
+                    received=sum(counts.values()),
+                    on_time=sum(int(row[2]) for row in rows),
+                )
+            )
+        return result
+
+    async def register(self, batch: int = REGISTER_BATCH) -> AsyncIterator[list[RegisterRow]]:
+        """Every appeal in number order, `batch` rows at a time (never all in memory)."""
+        async with self._conn.execute(
+            "SELECT a.id, a.created_at, a.status, a.category, a.settlement, a.platform, a.text,"
+            " a.place, a.latitude, a.longitude, json_array_length(a.photos), a.contact_name,"
+            " a.contact_phone, a.deadline_at, a.first_answer_at, a.rating,"
+            " (SELECT e.text FROM appeal_events e WHERE e.appeal_id = a.id"
+            "  AND e.kind = 'answer' ORDER BY e.id DESC LIMIT 1)"
+            " FROM appeals a ORDER BY a.id"
+        ) as cursor:
+            while rows := await cursor.fetchmany(batch):
+                yield [
+                    RegisterRow(
+                        number=row[0],
+                        created_at=_from_db(row[1]),
+                        status=row[2],
+                        category=row[3],
+                        settlement=row[4],
+                        platform=row[5],
+                        text=row[6],
+                        place=row[7],
+                        latitude=row[8],
+                        longitude=row[9],
+                        photos=int(row[10] or 0),
+                        contact_name=row[11],
+                        contact_phone=row[12],
+                        deadline_at=_from_db(row[13]),
+                        first_answer_at=_from_db(row[14]) if row[14] else None,
+                        rating=row[15],
+                        answer=row[16],
+                    )
+                    for row in rows
+                ]
+
+
+def _from_db(text: str) -> datetime:
+    """storage.times.from_db, about ten times faster (the register parses three a row):
+    the stored text is ISO 8601, which fromisoformat reads in C."""
+    return datetime.fromisoformat(text)
+
+
+def _largest_first(counts: Counter[str]) -> Counts:
+    return tuple(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
