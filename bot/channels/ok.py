@@ -12,13 +12,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from datetime import UTC, datetime
+import math
 from typing import Any
 
 from aiohttp import web
 from loguru import logger
 
 from bot.channels.base import Capabilities, Channel, Runtime, SendError
+from bot.channels.vk_format import moment
 from bot.config import OkSection
 from bot.ok_api import (
     MAX_ATTACHMENTS,
@@ -115,7 +116,7 @@ class OkChannel(Channel):
         try:
             body = await request.json()
             update = parse_webhook(body)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
             return web.Response(status=400, text="bad request")
         self._queue.put_nowait(update)
         return web.Response(text="ok")  # [DOC §2.3] within 5 s, or OK redelivers
@@ -126,7 +127,11 @@ class OkChannel(Channel):
 
     async def _handle(self, update: Webhook) -> None:
         assert self._runtime is not None
-        incoming = self._normalize(update)
+        try:
+            incoming = self._normalize(update)
+        except Exception as error:  # malformed in any way: dropped, the channel goes on
+            logger.warning("ok webhook malformed, dropped: {}", type(error).__name__)
+            return
         if incoming is None:
             return
         page = self._pages.page(incoming.chat_id, incoming.payload)
@@ -144,7 +149,7 @@ class OkChannel(Channel):
             "platform": PLATFORM,
             "chat_id": update.recipient.chat_id,
             "user_id": user_id,
-            "received_at": datetime.fromtimestamp(update.timestamp / 1000, UTC),
+            "received_at": moment(update.timestamp, scale=1000),
             "display_name": update.sender.name,
             "event_id": update.event_id,
         }
@@ -159,7 +164,7 @@ class OkChannel(Channel):
             return Incoming(text=START_TEXT, **common)  # opened the chat: show the menu
         logger.warning(
             "ok webhook of no known shape ignored: {}",
-            json.dumps(update.model_dump(), ensure_ascii=False)[:RAW_LOG_LIMIT],
+            json.dumps(_shape(update.model_dump()), ensure_ascii=False)[:RAW_LOG_LIMIT],
         )
         return None
 
@@ -174,8 +179,10 @@ class OkChannel(Channel):
                 ref = str(payload.get("id") or payload.get("token") or payload["url"])
                 photos.append(Photo(platform=PLATFORM, ref=ref, url=str(payload["url"])))
             elif attachment.type == "LOCATION":  # [3P] payload {latitude, longitude}
-                with contextlib.suppress(KeyError, TypeError, ValueError):
-                    location = Location(float(payload["latitude"]), float(payload["longitude"]))
+                with contextlib.suppress(KeyError, TypeError, ValueError, OverflowError):
+                    lat, lon = float(payload["latitude"]), float(payload["longitude"])
+                    if math.isfinite(lat) and math.isfinite(lon):
+                        location = Location(lat, lon)
             elif attachment.type in UNREADABLE:
                 unreadable = True
         text = update.message.text
@@ -269,6 +276,22 @@ class OkChannel(Channel):
         except (PhotoUnavailable, OkApiError) as error:
             logger.warning("ok photo upload failed, sending a link: {}", error)
             return Attachment.image(url=photo.url) if photo.url else None
+
+
+# Values that say what a webhook is, not what a person wrote: logged as they are.
+STRUCTURAL_KEYS = frozenset({"webhookType", "type", "chat_id", "user_id", "mid", "callbackId"})
+
+
+def _shape(value: Any, key: str = "") -> Any:
+    """A body as its structure: keys and types kept (what a fix of the parsing needs), the
+    words and names a person wrote replaced by their length (SPEC: no personal data)."""
+    if isinstance(value, dict):
+        return {k: _shape(v, k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_shape(v) for v in value[:5]]
+    if isinstance(value, str) and key not in STRUCTURAL_KEYS:
+        return f"<text {len(value)}>"
+    return value
 
 
 def _keyboard(keyboard: Keyboard) -> Attachment:

@@ -182,14 +182,14 @@ class TelegramChannel(Channel):
 
     async def _webhook(self, request: web.Request) -> web.StreamResponse:
         secret = self._config.webhook_secret.get_secret_value().encode()
-        given = request.headers.get(SECRET_HEADER, "").encode()
+        given = request.headers.get(SECRET_HEADER, "").encode("utf-8", "replace")
         if not hmac.compare_digest(given, secret):
             logger.warning("telegram webhook refused: wrong or missing secret token")
             return web.Response(status=403, text="forbidden")
         try:
             data = await request.json()
             update = Update.model_validate(data, context={"bot": self._bot})
-        except (ValueError, UnicodeDecodeError, ValidationError):
+        except (ValueError, UnicodeDecodeError, RecursionError, ValidationError):
             return web.Response(status=400, text="bad request")
         self._queue.put_nowait(update)
         return web.Response(text="ok")
@@ -205,7 +205,7 @@ class TelegramChannel(Channel):
         except NotForUs as reason:
             logger.debug("telegram update ignored: {}", reason)
             return
-        except (AttributeError, TypeError, ValueError) as error:
+        except Exception as error:  # malformed in any way: dropped, the channel goes on
             logger.warning("telegram update {} is malformed, dropped: {}", update.update_id, error)
             return
         if parsed.callback_id is not None:

@@ -3,6 +3,7 @@ and a keyboard into reply markup (messenger-apis.md §3)."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -76,7 +77,7 @@ def parse_update(update: Update, bot_id: int) -> Parsed:
         return Parsed(incoming, callback_id=query.id)
     message = update.message
     if message is None:
-        raise NotForUs(f"update {update.event_type}")
+        raise NotForUs("not a message nor a button press")
     sender = message.from_user
     if message.chat.type != "private" or sender is None or sender.is_bot:
         raise NotForUs("not a private chat with a person")
@@ -86,7 +87,9 @@ def parse_update(update: Update, bot_id: int) -> Parsed:
         photos = (Photo(platform=PLATFORM, ref=largest.file_id, url=None),)
     location = None
     if message.location is not None:
-        location = Location(message.location.latitude, message.location.longitude)
+        lat, lon = message.location.latitude, message.location.longitude
+        if math.isfinite(lat) and math.isfinite(lon):
+            location = Location(lat, lon)
     phone = message.contact.phone_number if message.contact is not None else None
     text = message.text or message.caption or ""
     quoted = message.reply_to_message

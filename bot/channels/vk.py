@@ -148,7 +148,7 @@ class VkChannel(Channel):
         once and the update handled in the background, in arrival order."""
         try:
             body = await request.json()
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
             return web.Response(status=400, text="bad request")
         if not isinstance(body, dict) or not isinstance(body.get("type"), str):
             return web.Response(status=400, text="bad request")
@@ -169,7 +169,9 @@ class VkChannel(Channel):
         if given is None and body["type"] == "confirmation":
             return True  # the handshake may come before a secret is set; it reveals no data
         secret = self._config.callback_secret.get_secret_value()
-        return isinstance(given, str) and hmac.compare_digest(given.encode(), secret.encode())
+        return isinstance(given, str) and hmac.compare_digest(
+            given.encode("utf-8", "replace"), secret.encode()
+        )
 
     async def _drain_callbacks(self) -> None:
         while True:
@@ -185,7 +187,7 @@ class VkChannel(Channel):
         except NotForUs as reason:
             logger.debug("vk update ignored: {}", reason)
             return
-        except (KeyError, TypeError, ValueError, AttributeError) as error:
+        except Exception as error:  # malformed in any way (also OverflowError, OSError)
             logger.warning(
                 "vk update of type {!r} is malformed, dropped: {}",
                 update.get("type") if isinstance(update, dict) else None,

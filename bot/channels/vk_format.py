@@ -65,11 +65,19 @@ def payload_from(raw: Any) -> tuple[str | None, str]:
     return json.dumps(data, ensure_ascii=False)[:MAX_PAYLOAD], ""
 
 
+def _area(size: dict[str, Any]) -> float:
+    try:
+        area = float(size.get("width") or 0) * float(size.get("height") or 0)
+    except (TypeError, ValueError, OverflowError):
+        return 0.0
+    return area if math.isfinite(area) else 0.0
+
+
 def best_photo(photo: dict[str, Any]) -> Photo | None:
     sizes = [s for s in photo.get("sizes") or [] if isinstance(s, dict) and s.get("url")]
     if not sizes:
         return None
-    largest = max(sizes, key=lambda s: int(s.get("width") or 0) * int(s.get("height") or 0))
+    largest = max(sizes, key=_area)
     ref = f"photo{photo['owner_id']}_{photo['id']}"
     if photo.get("access_key"):
         ref += f"_{photo['access_key']}"
@@ -80,8 +88,20 @@ def _location(geo: Any) -> Location | None:
     if not isinstance(geo, dict) or not isinstance(geo.get("coordinates"), dict):
         return None
     coordinates = geo["coordinates"]
-    lat, lon = float(coordinates["latitude"]), float(coordinates["longitude"])
+    try:
+        lat, lon = float(coordinates["latitude"]), float(coordinates["longitude"])
+    except OverflowError:
+        return None
     return Location(lat, lon) if math.isfinite(lat) and math.isfinite(lon) else None
+
+
+def moment(timestamp: Any, scale: float = 1.0) -> datetime:
+    """A platform's Unix time as an aware datetime; now, if it is missing or impossible
+    (it only orders messages in the log: no reason to drop a message over it)."""
+    try:
+        return datetime.fromtimestamp(float(timestamp) / scale, UTC)
+    except (TypeError, ValueError, OverflowError, OSError):
+        return datetime.now(UTC)
 
 
 def parse_update(update: dict[str, Any]) -> Parsed:
@@ -128,7 +148,7 @@ def parse_update(update: dict[str, Any]) -> Parsed:
         platform=PLATFORM,
         chat_id=str(peer_id),
         user_id=str(from_id),
-        received_at=datetime.fromtimestamp(int(message["date"]), UTC),
+        received_at=moment(message.get("date")),
         text=text,
         payload=payload,
         photos=photos,
