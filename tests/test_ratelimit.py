@@ -15,8 +15,8 @@ async def times_of(limiter: RateLimiter, chats: list[str]) -> list[tuple[float, 
     stamps: list[tuple[float, str]] = []
 
     async def call(chat: str) -> None:
-        await limiter.acquire(chat)
-        stamps.append((loop.time(), chat))
+        async with limiter.turn(chat):
+            stamps.append((loop.time(), chat))
 
     await asyncio.gather(*(call(chat) for chat in chats))
     return sorted(stamps)
