@@ -273,3 +273,22 @@ async def test_long_text_is_split(ok: OkBot) -> None:
     assert all(len(p.text) <= 3900 for p in parts)
     assert parts[-1].keyboard is not None and all(p.keyboard is None for p in parts[:-1])
     assert texts.RATE_PROMPT in parts[-1].text
+
+
+async def test_k_passing_failures_then_exactly_one_delivery(ok: OkBot) -> None:
+    resident = ok.person(RESIDENT)
+    await resident.say("Здравствуйте")
+    ok.fake.fail_method("/messages/", 2, times=1)  # service temporarily unavailable
+    ok.fake.fail_method("/messages/", 0, times=1, http_status=502, body="<html>502</html>")
+    ok.fake.drop_connections("/messages/", times=1)
+    seen = len(resident.inbox)
+    await ok.fake.deliver(ok.fake.message_created(RESIDENT, "Ещё раз"), ok.webhook_url)
+    await ok.fake.wait_for(lambda: len(ok.fake.calls_of("/messages/")) >= 2)
+    for _ in range(4):  # each retry falls due when the (test) clock says so
+        await asyncio.sleep(0.05)
+        ok.clock.advance(minutes=5)
+        await ok.app.delivery.drain()
+    assert len(resident.inbox) == seen + 1  # delivered, exactly once
+    assert len(ok.fake.calls_of("/messages/")) == 1 + 3 + 1  # greeting, 3 failures, success
+    async with ok.app.db.transaction() as tx:
+        assert await tx.outbox.count("pending") == 0
