@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 from collections.abc import Callable, Sequence
 
 
-def _report(argv: Sequence[str]) -> int:
-    from bench.report import main
+def _program(module: str) -> Callable[[Sequence[str]], int]:
+    def run(argv: Sequence[str]) -> int:
+        main: Callable[[Sequence[str]], int] = importlib.import_module(module).main
+        return main(argv)
 
-    return main(argv)
+    return run
 
 
-BENCHMARKS: dict[str, Callable[[Sequence[str]], int]] = {"report": _report}
+BENCHMARKS: dict[str, Callable[[Sequence[str]], int]] = {
+    "report": _program("bench.report"),
+    "startup": _program("bench.startup"),
+    "memory": _program("bench.memory"),
+    "burst": _program("bench.burst"),
+    "pipeline": _program("bench.pipeline"),
+}
 
 
 def main(argv: Sequence[str]) -> int:

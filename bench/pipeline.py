@@ -1,0 +1,234 @@
+"""The whole pipeline against the bare framework: `python -m bench pipeline [--quick]
+[--platforms vk,telegram] [--runs 3] [--residents 100] [--paced-rate 100]`.
+
+A fake VK or Telegram server runs in its own process (tests/fakes/serve_bench.py), a fresh
+one for every measurement, and drives the residents itself: each resident sends a
+message, and when the reply that ends the step arrives, sends the next one.
+In turn, in every run (the order alternates run by run):
+
+  (a) the bare echo bot of the same framework (bench/echo.py: vkbottle `Bot` / aiogram
+      `Dispatcher`, one handler that answers the text);
+  (b) `python -m bot run` with a real config file, a real SQLite file and the real outbox,
+      send_rate = per_chat_rate = 0 and the flood limit raised, so only the product is
+      measured; every resident walks the whole dialogue (10 steps, the appeal registered,
+      the settlement's administrator notified).
+
+Both get the same load: `--residents` people at once, 10 messages each (the echo bot gets
+the dialogue's texts and answers each with one message). Figures for each:
+
+  msgs/s   resident messages answered / (first update delivered → last reply arrived),
+           both on the fake's clock;
+  CPU ms   CPU time of the bot process (/proc/PID/stat) over the walk / messages;
+  p50/p99  latency from the fake's delivery of an update (the long-poll or getUpdates answer
+           that carries it) to the arrival of the reply that ends the step.
+
+Then a paced run at about `--paced-rate` messages/s (residents think 0.5 s between steps)
+for the added latency at a realistic load. The ratio (b)/(a) is taken pair by pair.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.common import (
+    DIALOGUE,
+    ROOT,
+    FakeProcess,
+    clean_env,
+    cpu_seconds,
+    fakes,
+    print_table,
+    spawn_bot,
+    spread,
+    stop,
+    wait_until,
+    write_config,
+)
+
+THINK = 0.5  # seconds between a reply and the next step in the paced run
+WARM_UP_RESIDENTS = 10
+
+
+@dataclass
+class Figures:
+    rate: float
+    cpu_ms: float
+    p50: float
+    p99: float
+    messages: int
+
+
+def _spawn(kind: str, platform: str, fake: FakeProcess, folder: Path) -> subprocess.Popen[Any]:
+    if kind == "echo":
+        log = (folder / "echo.log").open("ab")
+        return subprocess.Popen(
+            [sys.executable, "-m", "bench.echo", platform, fake.api_url],
+            cwd=folder,
+            env=clean_env(PYTHONPATH=str(ROOT)),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    urls = {"vk": fake.api_url} if platform == "vk" else {"telegram": fake.api_url}
+    return spawn_bot(write_config(folder, unlimited=True, **urls), folder)
+
+
+def _walk(
+    fake: FakeProcess,
+    process: subprocess.Popen[Any],
+    first_user: int,
+    residents: int,
+    steps: list[tuple[str, str | None]],
+    think: float = 0.0,
+) -> Figures:
+    began = cpu_seconds(process.pid)
+    fake.call(
+        "/walk",
+        {"first_user": first_user, "residents": residents, "steps": steps, "think": think},
+    )
+    total = residents * len(steps)
+    state: dict[str, Any] = {}
+
+    def done() -> bool:
+        if process.poll() is not None:
+            raise RuntimeError("the bot exited during the walk")
+        state.update(fake.stats())
+        return bool(state["completed"] >= total)
+
+    try:
+        wait_until(done, 120 + total * think, f"{total} replies", every=0.05)
+    except TimeoutError:
+        print(f"  (timed out: {state.get('completed')} of {total}; {state.get('errors')})")
+        raise
+    cpu = cpu_seconds(process.pid) - began
+    elapsed = max(state["last_reply"] - state["first_delivery"], 1e-9)
+    latency = state["latency_ms"]
+    return Figures(total / elapsed, cpu * 1000 / total, latency["p50"], latency["p99"], total)
+
+
+def _one(
+    kind: str,
+    platform: str,
+    fake: FakeProcess,
+    base: Path,
+    residents: int,
+    paced: int,
+) -> tuple[Figures, Figures | None]:
+    folder = Path(tempfile.mkdtemp(prefix=f"{kind}-", dir=base))
+    fake.call("/reset", {})
+    process = _spawn(kind, platform, fake, folder)
+    try:
+        wait_until(lambda: fake.stats()["first_poll"] is not None, 60, "the first poll")
+        steps = DIALOGUE if kind == "product" else [(text, None) for text, _ in DIALOGUE]
+        _walk(fake, process, 1_000_000, WARM_UP_RESIDENTS, steps)  # imports, caches
+        full = _walk(fake, process, 2_000_000, residents, steps)
+        paced_figures = None
+        if paced:
+            people = max(1, round(paced * THINK))
+            paced_figures = _walk(fake, process, 3_000_000, people, steps, think=THINK)
+        return full, paced_figures
+    finally:
+        stop(process)
+
+
+def main(argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench pipeline", description=__doc__)
+    parser.add_argument("--platforms", default="vk,telegram", help="vk,telegram")
+    parser.add_argument("--runs", type=int, default=3, help="alternating pairs (3)")
+    parser.add_argument("--residents", type=int, default=100, help="at once (100)")
+    parser.add_argument("--paced-rate", type=int, default=100, help="messages/s, 0 = skip")
+    parser.add_argument("--quick", action="store_true", help="2 runs of 50 residents")
+    args = parser.parse_args(argv)
+    runs, residents = (2, 50) if args.quick else (args.runs, args.residents)
+    platforms = [p for p in args.platforms.split(",") if p]
+    steps = len(DIALOGUE)
+    print(
+        f"{residents} residents at once × {steps} messages, {runs} alternating runs; "
+        f"paced: ~{args.paced_rate} msgs/s"
+    )
+    rows: list[tuple[str, ...]] = [
+        ("", "msgs/s", "CPU ms/msg", "p50 ms", "p99 ms", "(b)/(a) msgs/s")
+    ]
+    with tempfile.TemporaryDirectory(prefix="appeals-bench-") as name:
+        base = Path(name)
+        for platform in platforms:
+            results: dict[str, list[tuple[Figures, Figures | None]]] = {
+                "echo": [],
+                "product": [],
+            }
+            for run in range(runs):
+                order = ("echo", "product") if run % 2 == 0 else ("product", "echo")
+                for kind in order:
+                    started_at = time.perf_counter()
+                    # A fresh fake for every measurement: its records grow with each run.
+                    with fakes(Path(tempfile.mkdtemp(dir=base)), [platform]) as started:
+                        figures = _one(
+                            kind, platform, started[platform], base, residents, args.paced_rate
+                        )
+                    results[kind].append(figures)
+                    full = figures[0]
+                    print(
+                        f"  {platform} run {run + 1} {kind}: {full.rate:.0f} msgs/s, "
+                        f"{full.cpu_ms:.2f} CPU ms/msg, p99 {full.p99:.1f} ms "
+                        f"({time.perf_counter() - started_at:.0f} s)",
+                        flush=True,
+                    )
+            ratios = [
+                b[0].rate / a[0].rate
+                for a, b in zip(results["echo"], results["product"], strict=True)
+            ]
+            label = {"vk": "VK", "telegram": "Telegram"}[platform]
+            for kind, title in (("echo", "(a) bare echo"), ("product", "(b) appeals-bot")):
+                full_runs = [f for f, _ in results[kind]]
+                rows.append(
+                    (
+                        f"{label} {title}",
+                        spread([f.rate for f in full_runs], "{:.0f}"),
+                        spread([f.cpu_ms for f in full_runs]),
+                        spread([f.p50 for f in full_runs], "{:.1f}"),
+                        spread([f.p99 for f in full_runs], "{:.1f}"),
+                        spread(ratios) if kind == "product" else "",
+                    )
+                )
+            for kind, title in (("echo", "(a) bare echo"), ("product", "(b) appeals-bot")):
+                paced_runs = [p for _, p in results[kind] if p is not None]
+                if paced_runs:
+                    rows.append(
+                        (
+                            f"{label} {title}, paced",
+                            spread([p.rate for p in paced_runs], "{:.0f}"),
+                            spread([p.cpu_ms for p in paced_runs]),
+                            spread([p.p50 for p in paced_runs], "{:.1f}"),
+                            spread([p.p99 for p in paced_runs], "{:.1f}"),
+                            "",
+                        )
+                    )
+            echo_paced = [p.p99 for _, p in results["echo"] if p is not None]
+            product_paced = [p.p99 for _, p in results["product"] if p is not None]
+            if echo_paced and product_paced:
+                added = statistics.median(product_paced) - statistics.median(echo_paced)
+                rows.append(
+                    (
+                        f"{label} added p99 latency, paced (medians)",
+                        "",
+                        "",
+                        "",
+                        f"{added:.1f}",
+                        "",
+                    )
+                )
+    print()
+    print_table(rows)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
