@@ -24,6 +24,7 @@ IDLE_POLL_SECONDS = 1.0
 FIRST_BACKOFF_SECONDS = 1.0
 # One hung send must not hold up every chat: it is abandoned and retried later.
 SEND_TIMEOUT_SECONDS = 120.0
+MARK_BATCH = 32  # sent rows recorded in one commit at most (the crash-resend window)
 CONCURRENT_SENDS = 32  # enough to keep VK's 20/s and Telegram's 30/s busy at ~1 s latency
 
 
@@ -91,13 +92,30 @@ class DeliveryWorker:
             # Different chats in parallel (each row is the head of its own chat, so order
             # within a chat holds); the channels pace the calls to the platform's limits.
             gate = asyncio.Semaphore(CONCURRENT_SENDS)
+            delivered: list[tuple[OutboxRow, list[str]]] = []
 
             async def send(row: OutboxRow) -> None:
                 async with gate:
-                    await self._send(self._channels[row.platform], row)
+                    message_ids = await self._send(self._channels[row.platform], row)
+                if message_ids is not None:
+                    delivered.append((row, message_ids))
+                    if len(delivered) >= MARK_BATCH:
+                        await self._mark_sent(delivered)
 
             await asyncio.gather(*(send(row) for row in rows))
+            await self._mark_sent(delivered)
             return len(rows)
+
+    async def _mark_sent(self, delivered: list[tuple[OutboxRow, list[str]]]) -> None:
+        """Record sent rows, many in one commit (one fsync for a whole group). Always
+        before the next pass reads the outbox, so nothing sent is offered again."""
+        if not delivered:
+            return
+        batch = delivered[:]
+        delivered.clear()
+        async with self._db.transaction() as tx:
+            for row, message_ids in batch:
+                await tx.outbox.mark_sent(row, message_ids, self._clock())
 
     def _warn_about_disabled(self, platforms: list[str]) -> None:
         for platform in platforms:
@@ -109,33 +127,32 @@ class DeliveryWorker:
                     platform,
                 )
 
-    async def _send(self, channel: Channel, row: OutboxRow) -> bool:
+    async def _send(self, channel: Channel, row: OutboxRow) -> list[str] | None:
+        """Send one row; its message ids, or None if it failed (and was recorded so)."""
         try:
             message = Outgoing.from_body(
                 row.platform, row.chat_id, json.loads(row.body), row.appeal_number, row.id
             )
         except (ValueError, KeyError, TypeError, IndexError) as error:
             await self._failed(row, f"unreadable outbox body: {error!r}", False, None)
-            return False
+            return None
         try:
             async with asyncio.timeout(SEND_TIMEOUT_SECONDS):
                 message_ids = await channel.send(message)
         except TimeoutError:
             await self._failed(row, f"no answer in {SEND_TIMEOUT_SECONDS:.0f}s", True, None)
-            return False
+            return None
         except SendError as error:
             await self._failed(row, error.reason, error.retryable, error.retry_after)
-            return False
+            return None
         except Exception as error:  # an unexpected failure is treated as a passing one
             logger.exception("send raised platform={} outbox={}", row.platform, row.id)
             await self._failed(row, f"{type(error).__name__}: {error}", True, None)
-            return False
-        async with self._db.transaction() as tx:
-            await tx.outbox.mark_sent(row, message_ids, self._clock())
+            return None
         logger.debug(
             "sent outbox={} platform={} appeal={}", row.id, row.platform, row.appeal_number
         )
-        return True
+        return message_ids
 
     async def _failed(
         self, row: OutboxRow, reason: str, retryable: bool, retry_after: float | None
