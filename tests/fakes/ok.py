@@ -18,8 +18,6 @@ answers error 3 (METHOD).
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import copy
 import hashlib
 import json
@@ -34,6 +32,8 @@ from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp import web
+
+from tests.fakes.base import LoopbackFake
 
 TOKEN = "tkn1TEST:CQABPOJKAKEKEKEKE"  # the shape of a group token (§2.2 [DOC example])
 PAYLOADS_DIR = Path(__file__).resolve().parent.parent / "payloads" / "ok"
@@ -239,7 +239,7 @@ def _is_http_url(value: Any) -> bool:
     return parts.scheme in ("http", "https") and bool(parts.netloc)
 
 
-class FakeOK:
+class FakeOK(LoopbackFake):
     """A fake OK Bot API; see the module docstring. Start it, set `[ok] api_url` to `url`, make
     webhook bodies with `message_created` / `message_callback` / `chat_started` and `deliver`
     them to the subscribed URL, then inspect `calls` / `sent` / `callback_answers`."""
@@ -294,25 +294,10 @@ class FakeOK:
         app.router.add_route("*", "/graph/{tail:.*}", self._handle_graph)
         app.router.add_post("/upload", self._handle_upload)
         app.router.add_get("/img/{name}", self._handle_image)
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = self._runner.addresses[0][1]
-        self.url = f"http://127.0.0.1:{port}"
+        await self._serve(app)
 
     async def stop(self) -> None:
-        runner, self._runner = self._runner, None
-        if runner is not None:
-            with contextlib.suppress(Exception):
-                await runner.cleanup()
-
-    async def __aenter__(self) -> FakeOK:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
+        await self._close()
 
     # ----------------------------------------------------------------- what the bot did
 
@@ -338,17 +323,6 @@ class FakeOK:
             name = urlsplit(url).path.rsplit("/", 1)[-1]
             return self.images.get(name, TINY_JPEG)
         return None
-
-    async def wait_for(
-        self, predicate: Callable[[], bool], within: float = 5.0, what: str = "condition"
-    ) -> None:
-        """Poll `predicate` until it holds; AssertionError after `within` seconds."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + within
-        while not predicate():
-            if loop.time() > deadline:
-                raise AssertionError(f"FakeOK: waited {within}s in vain for {what}")
-            await asyncio.sleep(0.005)
 
     async def wait_sent(self, count: int, within: float = 5.0) -> list[SentMessage]:
         """Until at least `count` messages were sent in total; returns them all."""

@@ -36,6 +36,8 @@ from urllib.parse import urlsplit
 import aiohttp
 from aiohttp import web
 
+from tests.fakes.base import LoopbackFake
+
 # Methods that put a message into a chat: what Telegram's send limits count.
 SEND_METHODS = frozenset({"sendMessage", "sendPhoto", "sendMediaGroup"})
 TOKEN = "123456:TEST-token-abcdefghijklmnopqrstuvwxyz"
@@ -238,7 +240,7 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
-class FakeTelegram:
+class FakeTelegram(LoopbackFake):
     """A fake Telegram Bot API; see the module docstring. Start it, point aiogram's session at
     `TelegramAPIServer.from_base(fake.url)`, push updates, and inspect `calls` / `sent`."""
 
@@ -334,27 +336,12 @@ class FakeTelegram:
         app.router.add_route("*", "/bot{token}/{method}", self._handle_method)
         app.router.add_get("/file/bot{token}/{path:.+}", self._handle_file)
         self._closing = False
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = self._runner.addresses[0][1]
-        self.url = f"http://127.0.0.1:{port}"
+        await self._serve(app)
 
     async def stop(self) -> None:
         self._closing = True
         self._wake()
-        runner, self._runner = self._runner, None
-        if runner is not None:
-            with contextlib.suppress(Exception):
-                await runner.cleanup()
-
-    async def __aenter__(self) -> FakeTelegram:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
+        await self._close()
 
     # ----------------------------------------------------------------- what the bot did
 
@@ -396,17 +383,6 @@ class FakeTelegram:
     def pending_updates(self) -> list[dict[str, Any]]:
         """Updates not yet confirmed (getUpdates offset) or delivered by post_webhook."""
         return list(self._updates)
-
-    async def wait_for(
-        self, predicate: Callable[[], bool], within: float = 5.0, what: str = "condition"
-    ) -> None:
-        """Poll `predicate` until it holds; AssertionError after `within` seconds."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + within
-        while not predicate():
-            if loop.time() > deadline:
-                raise AssertionError(f"FakeTelegram: waited {within}s in vain for {what}")
-            await asyncio.sleep(0.005)
 
     async def wait_polled(self, within: float = 5.0) -> None:
         """Until a getUpdates call is being held (the bot listens; pushes reach it at once)."""

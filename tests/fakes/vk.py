@@ -22,6 +22,8 @@ from typing import Any, Literal
 
 from aiohttp import web
 
+from tests.fakes.base import LoopbackFake
+
 API_VERSION = "5.199"
 PAYLOADS_DIR = Path(__file__).resolve().parent.parent / "payloads" / "vk"
 
@@ -162,7 +164,7 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
-class FakeVK:
+class FakeVK(LoopbackFake):
     """A fake VK community API; see the module docstring. Start it, point vkbottle's
     `api.API_URL` at `api_url`, push updates, and inspect `calls` / `sent` afterwards."""
 
@@ -227,27 +229,12 @@ class FakeVK:
         app.router.add_post("/upload", self._handle_upload)
         app.router.add_get("/img/{name}", self._handle_image)
         self._closing = False
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = self._runner.addresses[0][1]
-        self.url = f"http://127.0.0.1:{port}"
+        await self._serve(app)
 
     async def stop(self) -> None:
         self._closing = True
         self._wake()
-        runner, self._runner = self._runner, None
-        if runner is not None:
-            with contextlib.suppress(Exception):
-                await runner.cleanup()
-
-    async def __aenter__(self) -> FakeVK:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
+        await self._close()
 
     # ----------------------------------------------------------------- what the bot sent
 
@@ -268,17 +255,6 @@ class FakeVK:
 
     def calls_of(self, method: str) -> list[dict[str, str]]:
         return [c for c in self.calls if c["method"] == method]
-
-    async def wait_for(
-        self, predicate: Callable[[], bool], within: float = 5.0, what: str = "condition"
-    ) -> None:
-        """Poll `predicate` until it holds; AssertionError after `within` seconds."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + within
-        while not predicate():
-            if loop.time() > deadline:
-                raise AssertionError(f"FakeVK: waited {within}s in vain for {what}")
-            await asyncio.sleep(0.005)
 
     async def wait_for_poll(self, within: float = 5.0) -> None:
         """Until a long-poll request is being held (the bot listens; pushes reach it)."""
