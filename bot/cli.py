@@ -154,13 +154,9 @@ def _demo(config_path: Path, db: Path | None) -> int:
 async def _run(config: Config, *, console: bool, channels_from_config: bool = True) -> int:
     from bot.app import App
     from bot.channels.base import Channel
-    from bot.channels.registry import ChannelUnavailable, build_channels
+    from bot.channels.registry import build_channels
 
-    try:
-        channels: list[Channel] = build_channels(config) if channels_from_config else []
-    except ChannelUnavailable as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+    channels: list[Channel] = build_channels(config) if channels_from_config else []
     console_channel = None
     if console:
         from bot.channels.console import ConsoleChannel

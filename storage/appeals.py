@@ -17,8 +17,6 @@ _COLUMNS = (
     " contact_name, contact_phone, platform, chat_id, created_at, deadline_at, rating,"
     " first_answer_at"
 )
-# Columns a staff list or a count may be grouped by (never taken from user input directly).
-GROUPABLE = frozenset({"status", "category", "settlement", "platform"})
 
 # The deadline an unanswered appeal must now be answered by (SPEC §8): its registration
 # deadline, or, once the resident reopened it with «Вопрос не решён» (which leaves rating =
@@ -215,17 +213,6 @@ class AppealRepository:
         ) as cursor:
             rows = await cursor.fetchall()
         return [_appeal(r) for r in rows], total
-
-    async def count_by(self, column: str, start: datetime, end: datetime) -> list[tuple[str, int]]:
-        """Appeals created in [start, end) grouped by one column, largest group first."""
-        if column not in GROUPABLE:
-            raise ValueError(f"cannot group appeals by {column!r}")
-        async with self._conn.execute(
-            f"SELECT {column}, count(*) AS n FROM appeals WHERE created_at >= ? AND created_at < ?"
-            f" GROUP BY {column} ORDER BY n DESC, {column}",
-            (to_db(start), to_db(end)),
-        ) as cursor:
-            return [(row[0], int(row[1])) for row in await cursor.fetchall()]
 
     async def due_for_notice(
         self, kind: str, *, due_before: datetime, renew_hours: int, limit: int

@@ -145,3 +145,37 @@ async def harness(config: Config, clock: Clock) -> AsyncIterator[Harness]:
 @pytest.fixture
 def resident(harness: Harness) -> Person:
     return harness.person()
+
+
+# A district office for staff tests: Сергино's administrator on Telegram, Андра's on VK,
+# Талинка and the rest with nobody, one moderator on Telegram.
+OFFICE_ADMINS = {"sergino": ["tg:500"], "andra": ["vk:600"]}
+OFFICE_MODERATOR = "tg:900"
+
+
+def office_config(tmp_path: Path, **sections: Any) -> Config:
+    config = make_config(tmp_path / "appeals.db", **sections)
+    settlements = [
+        s.model_copy(update={"admins": OFFICE_ADMINS.get(s.code, [])}) for s in config.settlements
+    ]
+    moderators = config.moderators.model_copy(update={"ids": [OFFICE_MODERATOR]})
+    return config.model_copy(update={"settlements": settlements, "moderators": moderators})
+
+
+@pytest.fixture
+async def office(tmp_path: Path, clock: Clock) -> AsyncIterator[Harness]:
+    harness = Harness(office_config(tmp_path), clock, platforms=("vk", "tg"))
+    await harness.start()
+    yield harness
+    await harness.app.stop()
+
+
+@pytest.fixture
+def admin(office: Harness) -> Person:
+    """The administrator of Сергино, on Telegram."""
+    return office.person("500", "Ольга", platform="tg")
+
+
+@pytest.fixture
+def moderator(office: Harness) -> Person:
+    return office.person("900", "Модератор", platform="tg")

@@ -6,53 +6,21 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 import bot.scheduler
 from bot.app import App, handler_settings
-from bot.config import Config
 from handlers import texts
 from handlers.deadlines import deadline_pass
-from tests.conftest import Clock, Harness, Person, make_config
+from tests.conftest import Clock, Harness, Person, office_config
 from tests.flows import file_appeal
-
-ADMINS = {"sergino": ["tg:500"]}  # talinka and the rest have nobody
-
-
-def office_config(tmp_path: Path, **sections: Any) -> Config:
-    config = make_config(tmp_path / "appeals.db", **sections)
-    settlements = [
-        s.model_copy(update={"admins": ADMINS.get(s.code, [])}) for s in config.settlements
-    ]
-    moderators = config.moderators.model_copy(update={"ids": ["tg:900"]})
-    return config.model_copy(update={"settlements": settlements, "moderators": moderators})
-
-
-@pytest.fixture
-async def office(tmp_path: Path, clock: Clock) -> AsyncIterator[Harness]:
-    harness = Harness(office_config(tmp_path), clock, platforms=("vk", "tg"))
-    await harness.start()
-    yield harness
-    await harness.app.stop()
 
 
 @pytest.fixture
 def resident(office: Harness) -> Person:
     return office.person("1001", "Иван Петров", platform="vk")
-
-
-@pytest.fixture
-def admin(office: Harness) -> Person:
-    return office.person("500", "Ольга", platform="tg")
-
-
-@pytest.fixture
-def moderator(office: Harness) -> Person:
-    return office.person("900", "Модератор", platform="tg")
 
 
 async def tick(office: Harness) -> None:

@@ -8,7 +8,6 @@ import math
 import random
 import sqlite3
 from collections import Counter
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -20,9 +19,8 @@ from handlers import texts
 from handlers.figures import duration, month_bounds, number, percent, period_bounds, plural
 from storage.db import Database
 from storage.reports import Figures, ReportQueries, connect_read_only
-from tests.conftest import Clock, Harness, Person
+from tests.conftest import Harness, Person
 from tests.flows import file_appeal
-from tests.test_deadlines import office_config
 
 TZ = ZoneInfo("Asia/Yekaterinburg")
 FIRST_DAY, LAST_DAY = date(2026, 1, 10), date(2026, 2, 20)
@@ -304,14 +302,6 @@ def test_numbers_in_words() -> None:
         "1 дн. 2 ч",
         "1 дн. 1 ч",
     ]
-
-
-@pytest.fixture
-async def office(tmp_path: Path, clock: Clock) -> AsyncIterator[Harness]:
-    harness = Harness(office_config(tmp_path), clock, platforms=("vk", "tg"))
-    await harness.start()
-    yield harness
-    await harness.app.stop()
 
 
 async def test_stats_for_moderators(office: Harness) -> None:

@@ -20,9 +20,8 @@ import pytest
 from bot.cli import example_config_path, main
 from handlers import texts
 from storage.db import Database
-from tests.conftest import Clock, Harness, Person
+from tests.conftest import Clock, Harness, Person, office_config
 from tests.flows import file_appeal, to_description
-from tests.test_deadlines import office_config
 
 ROOT = Path(__file__).resolve().parent.parent
 FORMULA = '=HYPERLINK("http://example.invalid";"Яма") у школы №3'

@@ -3,33 +3,15 @@ resident's: notifications, every command, authorization, bans, staff changes, au
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import pytest
 
 from bot.channels.base import SendError
 from handlers import texts
 from storage.models import Status
-from tests.conftest import Clock, Harness, Person, make_config
+from tests.conftest import Harness, Person
 from tests.flows import DESCRIPTION, file_appeal
 
-ADMINS = {"sergino": ["tg:500"], "andra": ["vk:600"]}  # talinka has nobody
 ANSWER = "Яму засыплем до пятницы.\nБригада уже выехала."
-
-
-@pytest.fixture
-async def office(tmp_path: Path, clock: Clock) -> AsyncIterator[Harness]:
-    config = make_config(tmp_path / "appeals.db")
-    settlements = [
-        s.model_copy(update={"admins": ADMINS.get(s.code, [])}) for s in config.settlements
-    ]
-    moderators = config.moderators.model_copy(update={"ids": ["tg:900"]})
-    config = config.model_copy(update={"settlements": settlements, "moderators": moderators})
-    harness = Harness(config, clock, platforms=("vk", "tg"))
-    await harness.start()
-    yield harness
-    await harness.app.stop()
 
 
 @pytest.fixture
@@ -38,19 +20,8 @@ def resident(office: Harness) -> Person:
 
 
 @pytest.fixture
-def admin(office: Harness) -> Person:
-    """The administrator of Сергино, on Telegram."""
-    return office.person("500", "Ольга", platform="tg")
-
-
-@pytest.fixture
 def andra_admin(office: Harness) -> Person:
     return office.person("600", "Пётр", platform="vk")
-
-
-@pytest.fixture
-def moderator(office: Harness) -> Person:
-    return office.person("900", "Модератор", platform="tg")
 
 
 async def audit_actions(office: Harness, number: int | None = None) -> list[tuple[str, str]]:

@@ -7,10 +7,6 @@ from bot.channels.base import Channel
 from bot.config import Config
 
 
-class ChannelUnavailable(Exception):
-    """An enabled channel that this version cannot run (one readable line)."""
-
-
 def build_channels(config: Config) -> list[Channel]:
     channels: list[Channel] = []
     if config.vk.enabled:
