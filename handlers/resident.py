@@ -237,11 +237,7 @@ async def handle_resident(ctx: Context) -> None:
 
     text = "" if message.payload is not None else message.text
     if message.payload == keyboards.CANCEL.payload or is_one_of(text, texts.CANCEL_WORDS):
-        await drop(ctx)
-        if draft is not None and STEPS[draft.step].form:
-            ctx.reply(texts.CANCELLED, keyboards.main_menu())
-        else:
-            greet(ctx)
+        await _cancel(ctx, draft)
         return
     if text.startswith("/") and not is_one_of(text, texts.MENU_WORDS):
         name, _ = split_command(text)
@@ -274,6 +270,15 @@ async def handle_resident(ctx: Context) -> None:
             await _idle_menu(ctx)
         return
     await _answer_step(ctx, draft)
+
+
+async def _cancel(ctx: Context, draft: Draft | None) -> None:
+    """«Отмена» however it came (pressed, typed, its number, /cancel): the draft is dropped."""
+    await drop(ctx)
+    if draft is not None and STEPS[draft.step].form:
+        ctx.reply(texts.CANCELLED, keyboards.main_menu())
+    else:
+        greet(ctx)
 
 
 def _expired(ctx: Context, draft: Draft) -> bool:
@@ -369,7 +374,10 @@ async def _answer_step(ctx: Context, draft: Draft) -> None:
         else:
             ask(ctx, step, draft, texts.HINT_STALE_BUTTON)
         return
-    if pressed is keyboards.BACK or (pressed is not None and pressed.payload == "nav:back"):
+    if pressed is not None and pressed.payload == keyboards.CANCEL.payload:  # its number typed
+        await _cancel(ctx, draft)
+        return
+    if pressed is not None and pressed.payload == keyboards.BACK.payload:
         previous = step.previous(ctx)
         await goto(ctx, draft, previous or step.name)
         return

@@ -359,3 +359,17 @@ async def test_a_broken_draft_is_dropped_after_failing_twice(
         assert resident.text == texts.SOMETHING_WENT_WRONG
     await resident.say("Начать")
     assert "канал обратной связи" in resident.text
+
+
+async def test_cancel_by_its_number(harness: Harness, resident: Person) -> None:
+    """Regression (found by the property tests): typing «Отмена»'s number on a choice step
+    registered an appeal with the category «nav:cancel»."""
+    await resident.say("Подать обращение")
+    await resident.press("Согласен")
+    await resident.say(str(resident.labels.index("Отмена") + 1))
+    assert texts.CANCELLED in resident.text
+    await resident.say("Мои обращения")  # an addition offer after a number: a fresh menu
+    await resident.say("Новое сообщение")
+    async with harness.app.db.transaction() as tx:
+        assert await tx.drafts.get("vk", "1001") is None
+        assert await tx.appeals.get(1) is None
