@@ -100,7 +100,12 @@ class FakeProcess:
 
 def stop(process: subprocess.Popen[Any], within: float = 15.0) -> None:
     if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
+        if os.environ.get("BENCH_PROFILE"):  # py-spy writes its record once the bot exits
+            children = Path(f"/proc/{process.pid}/task/{process.pid}/children")
+            for child in children.read_text().split():
+                os.kill(int(child), signal.SIGTERM)
+        else:
+            process.send_signal(signal.SIGTERM)
         try:
             process.wait(within)
         except subprocess.TimeoutExpired:
@@ -180,8 +185,15 @@ def write_config(
 def spawn_bot(config: Path, folder: Path, log_level: str = "WARNING") -> subprocess.Popen[bytes]:
     """`python -m bot run --config …`, its log into folder/bot.log."""
     log = (folder / "bot.log").open("ab")
+    command = [sys.executable, "-m", "bot", "run", "--config", str(config)]
+    command += ["--log-level", log_level]
+    profile = os.environ.get("BENCH_PROFILE")  # a folder: py-spy samples the bot into it
+    if profile:
+        out = Path(profile) / f"{folder.name}.txt"
+        spy = ["py-spy", "record", "--format", "raw", "--rate", "400", "--nonblocking"]
+        command = [*spy, "--threads", "-o", str(out), "--", *command]
     return subprocess.Popen(
-        [sys.executable, "-m", "bot", "run", "--config", str(config), "--log-level", log_level],
+        command,
         cwd=folder,
         env=clean_env(),
         stdout=log,

@@ -6,10 +6,9 @@ import json
 from collections.abc import Sequence
 from datetime import datetime
 
-import aiosqlite
-
 from storage.models import OPEN_STATUSES, Appeal, Photo, Status, ThreadEntry
 from storage.reports import Figures, ReportQueries
+from storage.sqlite import Connection, Row
 from storage.times import from_db, to_db
 
 _COLUMNS = (
@@ -49,7 +48,7 @@ def photos_from_json(text: str) -> tuple[Photo, ...]:
     return tuple(Photo.from_dict(item) for item in json.loads(text))
 
 
-def _appeal(row: aiosqlite.Row) -> Appeal:
+def _appeal(row: Row) -> Appeal:
     return Appeal(
         number=row["id"],
         resident_id=row["resident_id"],
@@ -73,7 +72,7 @@ def _appeal(row: aiosqlite.Row) -> Appeal:
 
 
 class AppealRepository:
-    def __init__(self, conn: aiosqlite.Connection) -> None:
+    def __init__(self, conn: Connection) -> None:
         self._conn = conn
 
     async def create(
@@ -277,7 +276,7 @@ class AppealRepository:
 
 
 class ThreadRepository:
-    def __init__(self, conn: aiosqlite.Connection) -> None:
+    def __init__(self, conn: Connection) -> None:
         self._conn = conn
 
     async def add(

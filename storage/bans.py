@@ -5,8 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-import aiosqlite
-
+from storage.sqlite import Connection
 from storage.times import to_db
 
 
@@ -18,7 +17,7 @@ class Ban:
 
 
 class BanRepository:
-    def __init__(self, conn: aiosqlite.Connection) -> None:
+    def __init__(self, conn: Connection) -> None:
         self._conn = conn
 
     async def get(self, identity: str) -> Ban | None:

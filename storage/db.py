@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-
-import aiosqlite
 
 from storage.appeals import AppealRepository, ThreadRepository
 from storage.audit import AuditRepository
@@ -19,6 +19,7 @@ from storage.migrate import migrate
 from storage.outbox import OutboxRepository
 from storage.questions import QuestionRepository
 from storage.residents import ResidentRepository
+from storage.sqlite import Connection, Row
 from storage.staff import StaffRepository
 
 BUSY_TIMEOUT_MS = 5000
@@ -27,7 +28,7 @@ BUSY_TIMEOUT_MS = 5000
 class Tx:
     """The repositories bound to one open transaction: everything an update changes."""
 
-    def __init__(self, conn: aiosqlite.Connection) -> None:
+    def __init__(self, conn: Connection) -> None:
         self.residents = ResidentRepository(conn)
         self.appeals = AppealRepository(conn)
         self.thread = ThreadRepository(conn)
@@ -42,21 +43,30 @@ class Tx:
 
 
 class Database:
-    """One aiosqlite connection in WAL mode; transactions are serialized by a lock.
+    """One SQLite connection in WAL mode; updates run one after another on it, and those
+    that come together share one COMMIT (group commit).
 
-    SQLite allows one writer at a time anyway; serializing here keeps each update's
-    statements in its own transaction instead of interleaving them on the shared connection.
+    Each update's statements run in a SAVEPOINT of the open transaction, so a failing update
+    rolls back alone. The update's `transaction()` block returns only once the COMMIT that
+    holds its writes has reached the disk: nothing it decided is sent before it is durable.
+    An update whose block ends while others wait leaves the COMMIT to the last of them, so
+    one fsync serves them all.
     """
 
-    def __init__(self, conn: aiosqlite.Connection) -> None:
+    def __init__(self, conn: Connection) -> None:
         self._conn = conn
         self._lock = asyncio.Lock()
+        self._waiting = 0  # updates waiting for the lock
+        self._batch: asyncio.Future[None] | None = None  # the open transaction's COMMIT
+        self._flusher: asyncio.Future[None] | None = None
+        self._closed = False
+        self.commits = 0  # COMMITs done (one per group of updates), for tests and benches
 
     @classmethod
     async def open(cls, path: str | Path, *, migrate_to: int | None = None) -> Database:
         """Open (creating if needed) the file, set the pragmas and apply pending migrations."""
-        conn = await aiosqlite.connect(str(path), isolation_level=None)
-        conn.row_factory = aiosqlite.Row
+        conn = await Connection.connect(str(path))
+        conn.row_factory = Row
         try:
             await conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             await conn.execute("PRAGMA journal_mode = WAL")
@@ -71,40 +81,114 @@ class Database:
 
     async def close(self) -> None:
         async with self._lock:
+            if self._conn.in_transaction:
+                await self._commit()
+            self._closed = True
             await self._conn.close()
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Tx]:
-        """BEGIN IMMEDIATE … COMMIT around the block; ROLLBACK if it raises."""
-        async with self._lock:
-            try:
+        """One update's unit of work; rolled back alone if the block raises, and durable
+        (committed) when the block has returned."""
+        self._waiting += 1
+        try:
+            await self._lock.acquire()
+        finally:
+            self._waiting -= 1
+        try:
+            if not self._conn.in_transaction:
                 await self._control("BEGIN IMMEDIATE")
+                self._batch = asyncio.get_running_loop().create_future()
+                self._batch.add_done_callback(_observe)
+            batch = self._batch
+            assert batch is not None
+            await self._control("SAVEPOINT unit")
+            try:
                 yield Tx(self._conn)
-                await self._control("COMMIT")
             except BaseException:
-                # Also after a failed or cancelled BEGIN or COMMIT: the shared connection
-                # must leave the transaction, or every later BEGIN would fail.
-                if self._conn.in_transaction:
-                    await self._control("ROLLBACK")
+                await self._undo_unit()
                 raise
+            await self._control("RELEASE unit")
+            if not self._waiting:
+                await self._commit()
+        finally:
+            if self._conn.in_transaction and self._flusher is None:
+                # Others wait, or this unit failed: the flusher commits after them.
+                self._flusher = asyncio.ensure_future(self._flush())
+            self._lock.release()
+        await asyncio.shield(batch)
+
+    async def _undo_unit(self) -> None:
+        """Roll back the failed unit only. If SQLite has already ended the whole transaction
+        (it does on some errors), the earlier updates of the batch are lost with it: they
+        are told so, as by a failed COMMIT."""
+        if self._conn.in_transaction:
+            try:
+                await self._control("ROLLBACK TO unit")
+                await self._control("RELEASE unit")
+                return
+            except sqlite3.Error as error:
+                await self._fail_batch(error)
+                return
+        await self._fail_batch(sqlite3.OperationalError("the transaction was rolled back"))
+
+    async def _flush(self) -> None:
+        """Commit the open transaction once the updates queued before this are done."""
+        async with self._lock:
+            self._flusher = None
+            if not self._closed and self._conn.in_transaction:
+                with contextlib.suppress(sqlite3.Error):  # the batch's updates are told
+                    await self._commit()
+
+    async def _commit(self) -> None:
+        """COMMIT in the worker thread (the fsync must not stall the loop), then release
+        every update of the batch; if it fails, roll back and fail them all."""
+        try:
+            await self._control("COMMIT")
+        except sqlite3.Error as error:
+            await self._fail_batch(error)
+            raise
+        except asyncio.CancelledError:
+            # The COMMIT ran to its end all the same: `in_transaction` tells how it went.
+            if self._conn.in_transaction:
+                await self._fail_batch(sqlite3.OperationalError("COMMIT was cancelled"))
+            else:
+                self._settle_batch(None)
+            raise
+        self.commits += 1
+        self._settle_batch(None)
+
+    async def _fail_batch(self, error: Exception) -> None:
+        if self._conn.in_transaction:
+            await self._control("ROLLBACK")
+        self._settle_batch(error)
+
+    def _settle_batch(self, error: Exception | None) -> None:
+        batch, self._batch = self._batch, None
+        if batch is None or batch.done():
+            return
+        if error is None:
+            batch.set_result(None)
+        else:
+            batch.set_exception(error)
 
     async def _control(self, statement: str) -> None:
-        """Run BEGIN, COMMIT or ROLLBACK to its end even if the caller is cancelled meanwhile
-        (aiosqlite's thread would run it anyway); the cancellation is raised afterwards, when
-        `in_transaction` tells the truth."""
-        task = asyncio.ensure_future(self._conn.execute(statement))
-        cancelled = False
-        while not task.done():
-            try:
-                await asyncio.shield(task)
-            except asyncio.CancelledError:
-                cancelled = True
-        task.result()
-        if cancelled:
-            raise asyncio.CancelledError
+        """BEGIN, SAVEPOINT, RELEASE, COMMIT or ROLLBACK, run to its end even if the caller
+        is cancelled meanwhile (`in_transaction` must tell the truth afterwards)."""
+        if statement == "COMMIT" or statement == "ROLLBACK":
+            await self._conn.run_in_thread(self._conn.raw.execute, statement)
+        else:
+            self._conn.raw.execute(statement)
 
     async def pragma(self, name: str) -> str:
         """Read one pragma's value (for tests and diagnostics)."""
         async with self._lock, self._conn.execute(f"PRAGMA {name}") as cursor:
             row = await cursor.fetchone()
         return str(row[0]) if row else ""
+
+
+def _observe(batch: asyncio.Future[None]) -> None:
+    """Retrieve a failed batch's error, so a batch nobody awaits any more (its updates were
+    cancelled) does not log "exception was never retrieved"."""
+    if not batch.cancelled():
+        batch.exception()

@@ -5,14 +5,13 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
-import aiosqlite
-
 from storage.models import Draft
+from storage.sqlite import Connection
 from storage.times import from_db, to_db
 
 
 class DraftRepository:
-    def __init__(self, conn: aiosqlite.Connection) -> None:
+    def __init__(self, conn: Connection) -> None:
         self._conn = conn
 
     async def get(self, platform: str, user_id: str) -> Draft | None:

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-import aiosqlite
-
+from storage.sqlite import Connection
 from storage.times import to_db
 
 
 class ProcessedEventRepository:
-    def __init__(self, conn: aiosqlite.Connection) -> None:
+    def __init__(self, conn: Connection) -> None:
         self._conn = conn
 
     async def record_once(self, platform: str, event_id: str, now: datetime) -> bool:

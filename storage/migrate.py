@@ -6,8 +6,9 @@ import re
 from dataclasses import dataclass
 from importlib import resources
 
-import aiosqlite
 from loguru import logger
+
+from storage.sqlite import Connection
 
 _NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
@@ -34,13 +35,13 @@ def available_migrations() -> list[Migration]:
     return found
 
 
-async def schema_version(conn: aiosqlite.Connection) -> int:
+async def schema_version(conn: Connection) -> int:
     async with conn.execute("PRAGMA user_version") as cursor:
         row = await cursor.fetchone()
     return int(row[0]) if row else 0
 
 
-async def migrate(conn: aiosqlite.Connection, target: int | None = None) -> int:
+async def migrate(conn: Connection, target: int | None = None) -> int:
     """Bring the schema up to `target` (default: the newest); returns the version reached.
 
     Each migration runs in its own transaction together with the version bump, so a crash

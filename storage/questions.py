@@ -5,8 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-import aiosqlite
-
+from storage.sqlite import Connection
 from storage.times import to_db
 
 
@@ -18,7 +17,7 @@ class Question:
 
 
 class QuestionRepository:
-    def __init__(self, conn: aiosqlite.Connection) -> None:
+    def __init__(self, conn: Connection) -> None:
         self._conn = conn
 
     async def ask(self, appeal_number: int, resident_id: int, asker: str, now: datetime) -> None:

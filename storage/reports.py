@@ -42,8 +42,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-import aiosqlite
-
+from storage.sqlite import Connection
 from storage.times import to_db
 
 # The report's indexes come with migration 4; an older file is upgraded by starting the bot.
@@ -130,11 +129,11 @@ def read_only_uri(path: Path) -> str:
     return f"{path.resolve().as_uri()}?mode=ro"
 
 
-async def connect_read_only(path: Path) -> aiosqlite.Connection:
+async def connect_read_only(path: Path) -> Connection:
     """A connection that cannot write, to an existing database of a known schema."""
     uri = read_only_uri(path)
     try:
-        conn = await aiosqlite.connect(uri, uri=True)
+        conn = await Connection.connect(uri, uri=True)
     except Exception as error:  # sqlite3.Error, or an OS error opening it
         raise ReportError(f"{path}: cannot open the database ({error})") from error
     try:
@@ -164,8 +163,8 @@ class ReportQueries:
     """Read-only queries over one connection (the bot's own, inside a transaction, for
     /stats; a read-only one for the command line)."""
 
-    def __init__(self, conn: aiosqlite.Connection) -> None:
-        self._conn = conn
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn.in_thread()  # a year of appeals takes a while: not on the loop
 
     async def figures(self, since: datetime, until: datetime) -> Figures:
         period = (to_db(since), to_db(until))

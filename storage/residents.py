@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from datetime import datetime
 
-import aiosqlite
-
 from storage.models import Resident
+from storage.sqlite import Connection, Row
 from storage.times import from_db, to_db
 
 _COLUMNS = "id, platform, user_id, chat_id, display_name, consent_at, consent_version"
 
 
-def _resident(row: aiosqlite.Row) -> Resident:
+def _resident(row: Row) -> Resident:
     return Resident(
         id=row["id"],
         platform=row["platform"],
@@ -25,7 +24,7 @@ def _resident(row: aiosqlite.Row) -> Resident:
 
 
 class ResidentRepository:
-    def __init__(self, conn: aiosqlite.Connection) -> None:
+    def __init__(self, conn: Connection) -> None:
         self._conn = conn
 
     async def get(self, resident_id: int) -> Resident | None:

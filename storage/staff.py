@@ -11,8 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-import aiosqlite
-
+from storage.sqlite import Connection
 from storage.times import to_db
 
 ADMIN = "admin"
@@ -40,7 +39,7 @@ class StaffMember:
 
 
 class StaffRepository:
-    def __init__(self, conn: aiosqlite.Connection) -> None:
+    def __init__(self, conn: Connection) -> None:
         self._conn = conn
 
     async def seed(self, rows: Iterable[tuple[str, str, str]], now: datetime) -> None:

@@ -126,7 +126,7 @@ def digits_only(text: str) -> str:
 
 def assert_clean(capture: Capture) -> None:
     """No secret in any line; the phone in no line at INFO or above."""
-    assert len(capture.lines) > 50  # the capture worked: the app logged a lot
+    assert len(capture.lines) > 20  # the capture worked: the app logged a lot
     leaks = [
         (name, line.source, logging.getLevelName(line.level), line.text[:300])
         for line in capture.lines

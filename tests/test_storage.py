@@ -390,21 +390,56 @@ async def test_database_recovers_after_a_failed_commit(db: Database, db_path: Pa
 async def test_cancelled_while_opening_a_transaction_leaves_the_database_usable(
     db: Database,
 ) -> None:
+    holding = asyncio.Event()
+    release = asyncio.Event()
+
+    async def holder() -> None:
+        async with db.transaction() as tx:
+            await tx.drafts.save("vk", "holder", Draft(step="category"), NOW)
+            holding.set()
+            await release.wait()
+
     async def writer() -> None:
         async with db.transaction() as tx:
             await tx.drafts.save("vk", "cancelled", Draft(step="category"), NOW)
 
+    held = asyncio.create_task(holder())
+    await holding.wait()
     task = asyncio.create_task(writer())
-    await asyncio.sleep(0)  # the task now waits for its BEGIN IMMEDIATE to run
+    await asyncio.sleep(0)  # the task now waits for its turn on the connection
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
+    release.set()
+    await held
 
     async with db.transaction() as tx:
         await tx.drafts.save("vk", "next", Draft(step="category"), NOW)
     async with db.transaction() as tx:
         assert await tx.drafts.get("vk", "next") is not None
+        assert await tx.drafts.get("vk", "holder") is not None
         assert await tx.drafts.get("vk", "cancelled") is None
+
+
+async def test_cancelled_at_commit_the_unit_is_kept_and_the_database_usable(
+    db: Database, db_path: Path
+) -> None:
+    """A cancellation that arrives while COMMIT runs in the worker thread waits for it: the
+    unit is durable, the caller hears of the cancellation, the connection is clean."""
+
+    async def writer() -> None:
+        async with db.transaction() as tx:
+            await tx.drafts.save("vk", "late", Draft(step="category"), NOW)
+
+    task = asyncio.create_task(writer())
+    await asyncio.sleep(0)  # the unit ran to its COMMIT, which now runs in the thread
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert raw_scalar(db_path, "SELECT count(*) FROM drafts WHERE user_id = 'late'") == 1
+    async with db.transaction() as tx:
+        await tx.drafts.save("vk", "next", Draft(step="category"), NOW)
+    assert raw_scalar(db_path, "SELECT count(*) FROM drafts") == 2
 
 
 # --- repositories --------------------------------------------------------------------------
@@ -830,3 +865,68 @@ async def test_rolled_back_data_is_absent_after_reopen(db_path: Path) -> None:
             assert await tx.residents.find("vk", "1001") is None
     finally:
         await reopened.close()
+
+
+# --- group commit --------------------------------------------------------------------------
+
+
+async def test_updates_that_come_together_share_one_commit_and_each_is_durable_on_return(
+    db: Database, db_path: Path
+) -> None:
+    """Twenty updates at once: fewer COMMITs than updates, and every update, the moment its
+    block has returned, is on disk for any other connection to read."""
+    seen_on_return: dict[str, int] = {}
+
+    async def update(user: str) -> None:
+        async with db.transaction() as tx:
+            await tx.drafts.save("vk", user, Draft(step="category"), NOW)
+        seen_on_return[user] = raw_scalar(
+            db_path, f"SELECT count(*) FROM drafts WHERE user_id = '{user}'"
+        )
+
+    before = db.commits
+    await asyncio.gather(*(update(f"u{n}") for n in range(20)))
+    assert seen_on_return == {f"u{n}": 1 for n in range(20)}
+    assert 1 <= db.commits - before < 20
+
+
+async def test_a_failing_update_in_a_group_rolls_back_alone(db: Database, db_path: Path) -> None:
+    async def update(user: str) -> None:
+        async with db.transaction() as tx:
+            await tx.drafts.save("vk", user, Draft(step="category"), NOW)
+            if user == "u3":
+                raise ValueError("bad")
+
+    results = await asyncio.gather(*(update(f"u{n}") for n in range(8)), return_exceptions=True)
+    assert [type(r).__name__ for r in results].count("ValueError") == 1
+    users = {row[0] for row in raw(db_path).execute("SELECT user_id FROM drafts")}
+    assert users == {f"u{n}" for n in range(8)} - {"u3"}
+
+
+async def test_a_failed_group_commit_fails_every_update_of_the_group(
+    db: Database, db_path: Path
+) -> None:
+    """COMMIT fails (a deferred foreign key): the updates that shared it all hear of it,
+    none of them is half there, and the next update works."""
+    conn = raw(db_path)
+    conn.executescript(
+        "CREATE TABLE commit_guard (appeal_id INTEGER"
+        " REFERENCES appeals (id) DEFERRABLE INITIALLY DEFERRED);"
+        "CREATE TRIGGER audit_guard AFTER INSERT ON audit_log WHEN NEW.action = 'poison'"
+        " BEGIN INSERT INTO commit_guard VALUES (424242); END;"
+    )
+    conn.close()
+
+    async def update(n: int) -> None:
+        async with db.transaction() as tx:
+            await tx.drafts.save("vk", f"u{n}", Draft(step="category"), NOW)
+            if n == 2:
+                await tx.audit.add("vk:1", "poison", NOW)
+
+    results = await asyncio.gather(*(update(n) for n in range(5)), return_exceptions=True)
+    failed = [n for n, r in enumerate(results) if isinstance(r, sqlite3.IntegrityError)]
+    assert 2 in failed
+    assert raw_scalar(db_path, "SELECT count(*) FROM drafts") == 5 - len(failed)
+    async with db.transaction() as tx:
+        await tx.drafts.save("vk", "after", Draft(step="category"), NOW)
+    assert raw_scalar(db_path, "SELECT count(*) FROM drafts WHERE user_id = 'after'") == 1
