@@ -190,8 +190,12 @@ def spawn_bot(config: Path, folder: Path, log_level: str = "WARNING") -> subproc
     profile = os.environ.get("BENCH_PROFILE")  # a folder: py-spy samples the bot into it
     if profile:
         out = Path(profile) / f"{folder.name}.txt"
-        spy = ["py-spy", "record", "--format", "raw", "--rate", "400", "--nonblocking"]
+        spy = ["py-spy", "record", "--format", "raw", "--rate", "250"]
         command = [*spy, "--threads", "-o", str(out), "--", *command]
+    cprofile = os.environ.get("BENCH_CPROFILE")  # a folder: cProfile traces the bot into it
+    if cprofile:
+        out = Path(cprofile) / f"{folder.name}.prof"
+        command[1:1] = ["-m", "cProfile", "-o", str(out)]
     return subprocess.Popen(
         command,
         cwd=folder,

@@ -375,3 +375,25 @@ async def test_callback_mode(
         assert fake.calls_of("groups.getLongPollServer") == []
     finally:
         await bot.app.stop()
+
+
+async def test_a_long_poll_batch_is_handled_together_in_order_per_resident(vk: VkBot) -> None:
+    """Twenty residents in one long-poll answer, the first of them writing twice: each gets
+    the greeting, the twice-writer's two messages are handled in the order written, and the
+    twenty updates share commits instead of an fsync each (storage/db.py, lanes.py)."""
+    people = [5000 + n for n in range(20)]
+    for user in people:  # no await in between: the waiting long poll answers with all 21
+        vk.fake.message_new(user, "Здравствуйте")
+    vk.fake.message_new(people[0], "Подать обращение")
+    commits_before = vk.app.db.commits
+    await vk.fake.wait_for(
+        lambda: (
+            all(vk.fake.messages_to(user) for user in people)
+            and len(vk.fake.messages_to(people[0])) >= 2
+        ),
+        what="every reply",
+    )
+    await vk.app.settle()
+    first = [m.text for m in vk.fake.messages_to(people[0])]
+    assert "Согласие" in first[-1]  # «Подать обращение» came second and was answered second
+    assert vk.app.db.commits - commits_before < len(people)

@@ -13,12 +13,14 @@ import asyncio
 import contextlib
 import json
 import math
+from collections.abc import Hashable
 from typing import Any
 
 from aiohttp import web
 from loguru import logger
 
 from bot.channels.base import Capabilities, Channel, Runtime, SendError
+from bot.channels.lanes import drain
 from bot.channels.vk_format import moment
 from bot.config import OkSection
 from bot.ok_api import (
@@ -122,8 +124,7 @@ class OkChannel(Channel):
         return web.Response(text="ok")  # [DOC §2.3] within 5 s, or OK redelivers
 
     async def _drain(self) -> None:
-        while True:
-            await self._handle(await self._queue.get())
+        await drain(self._queue, _sender, self._handle)
 
     async def _handle(self, update: Webhook) -> None:
         assert self._runtime is not None
@@ -308,3 +309,8 @@ def _keyboard(keyboard: Keyboard) -> Attachment:
         for row in keyboard.rows
     ]
     return Attachment.keyboard(rows)
+
+
+def _sender(update: Webhook) -> Hashable:
+    """Who sent a webhook (its lane in lanes.drain)."""
+    return update.sender.user_id

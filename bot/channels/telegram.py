@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import hmac
 import io
+from collections.abc import Hashable
 from typing import Any
 
 import aiohttp
@@ -39,6 +40,7 @@ from loguru import logger
 from pydantic import ValidationError
 
 from bot.channels.base import Capabilities, Channel, Runtime, SendError
+from bot.channels.lanes import drain, in_sender_order
 from bot.channels.telegram_format import (
     ALLOWED_UPDATES,
     INLINE_LIMITS,
@@ -174,10 +176,9 @@ class TelegramChannel(Channel):
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, SETUP_BACKOFF_MAX)
                 continue
-            for update in updates:
-                await self._handle(update)
-                offset = update.update_id + 1
+            await in_sender_order(updates, _sender, self._handle)
             if updates:
+                offset = updates[-1].update_id + 1
                 await self._runtime.save(OFFSET_KEY, str(offset))
 
     async def _webhook(self, request: web.Request) -> web.StreamResponse:
@@ -195,8 +196,7 @@ class TelegramChannel(Channel):
         return web.Response(text="ok")
 
     async def _drain_webhook(self) -> None:
-        while True:
-            await self._handle(await self._queue.get())
+        await drain(self._queue, _sender, self._handle)
 
     async def _handle(self, update: Update) -> None:
         assert self._runtime is not None
@@ -324,3 +324,13 @@ def send_error(error: Exception) -> SendError:
     if isinstance(error, TelegramAPIError):
         return SendError(f"telegram: {error.message}", retryable=True)
     return SendError(f"telegram: {type(error).__name__}", retryable=True)
+
+
+def _sender(update: Update) -> Hashable:
+    """Who sent an update (its lane in lanes.in_sender_order); None if it does not say."""
+    for part in (update.message, update.edited_message, update.callback_query):
+        user = getattr(part, "from_user", None)
+        if user is not None:
+            sender: Hashable = user.id
+            return sender
+    return None

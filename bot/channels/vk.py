@@ -14,6 +14,7 @@ import contextlib
 import hmac
 import json
 from collections import OrderedDict
+from collections.abc import Hashable
 from dataclasses import replace
 from typing import Any
 
@@ -24,6 +25,7 @@ from vkbottle import API, ABCRequestRescheduler, AiohttpClient, VKAPIError
 from vkbottle.polling import BotPolling
 
 from bot.channels.base import Capabilities, Channel, Runtime, SendError
+from bot.channels.lanes import drain, in_sender_order
 from bot.channels.vk_format import (
     INLINE_LIMITS,
     MAX_ATTACHMENTS,
@@ -131,8 +133,7 @@ class VkChannel(Channel):
                     pause = 1.0
                     updates = event.get("updates") or []
                     await self._fetch_names(_senders(updates))
-                    for update in updates:
-                        await self._handle(update)
+                    await in_sender_order(updates, _sender, self._handle)
                     await self._runtime.save(TS_KEY, str(event["ts"]))
             except asyncio.CancelledError:
                 raise
@@ -174,9 +175,7 @@ class VkChannel(Channel):
         )
 
     async def _drain_callbacks(self) -> None:
-        while True:
-            update = await self._queue.get()
-            await self._handle(update)
+        await drain(self._queue, _sender, self._handle)
 
     async def _handle(self, update: Any) -> None:
         assert self._runtime is not None
@@ -373,3 +372,10 @@ def _senders(updates: list[Any]) -> list[int]:
 
 def _with_name(incoming: Incoming, name: str) -> Incoming:
     return replace(incoming, display_name=name)
+
+
+def _sender(update: Any) -> Hashable:
+    """Who sent a raw update: its lane in lanes.in_sender_order (may raise if malformed)."""
+    found = update["object"]
+    sender: Hashable = found.get("message", found).get("from_id") or found.get("user_id")
+    return sender
