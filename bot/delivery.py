@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import json
 import random
+import time
 from collections.abc import Mapping
 from datetime import timedelta
 
@@ -24,6 +25,7 @@ IDLE_POLL_SECONDS = 1.0
 FIRST_BACKOFF_SECONDS = 1.0
 # One hung send must not hold up every chat: it is abandoned and retried later.
 SEND_TIMEOUT_SECONDS = 120.0
+DISABLED_CHECK_SECONDS = 60.0  # how often to look for rows of platforms not running here
 MARK_BATCH = 32  # sent rows recorded in one commit at most (the crash-resend window)
 CONCURRENT_SENDS = 32  # enough to keep VK's 20/s and Telegram's 30/s busy at ~1 s latency
 
@@ -47,6 +49,7 @@ class DeliveryWorker:
         self._pass_lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
         self._warned_platforms: set[str] = set()
+        self._disabled_checked_at: float | None = None
 
     def wake(self) -> None:
         """Something was written to the outbox: look now instead of at the next poll."""
@@ -85,8 +88,11 @@ class DeliveryWorker:
         were handled. Only a chat's oldest row is offered, so one chat's messages keep their
         order and a chat waiting for a retry holds up nobody else."""
         async with self._pass_lock:
+            waiting: list[str] = []
+            check = self._disabled_check_due()
             async with self._db.transaction() as tx:
-                waiting = await tx.outbox.platforms_waiting()
+                if check:
+                    waiting = await tx.outbox.platforms_waiting()
                 rows = await tx.outbox.due_heads(self._clock(), list(self._channels), BATCH)
             self._warn_about_disabled(waiting)
             # Different chats in parallel (each row is the head of its own chat, so order
@@ -116,6 +122,18 @@ class DeliveryWorker:
         async with self._db.transaction() as tx:
             for row, message_ids in batch:
                 await tx.outbox.mark_sent(row, message_ids, self._clock())
+
+    def _disabled_check_due(self) -> bool:
+        """Whether to look for rows of platforms not running here (a whole-outbox query,
+        so once a minute, not on every pass)."""
+        now = time.monotonic()
+        if (
+            self._disabled_checked_at is not None
+            and now - self._disabled_checked_at < DISABLED_CHECK_SECONDS
+        ):
+            return False
+        self._disabled_checked_at = now
+        return True
 
     def _warn_about_disabled(self, platforms: list[str]) -> None:
         for platform in platforms:

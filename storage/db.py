@@ -60,6 +60,7 @@ class Database:
         self._batch: asyncio.Future[None] | None = None  # the open transaction's COMMIT
         self._flusher: asyncio.Future[None] | None = None
         self._closed = False
+        self._changes_at_begin = 0
         self.commits = 0  # COMMITs done (one per group of updates), for tests and benches
 
     @classmethod
@@ -98,6 +99,7 @@ class Database:
         try:
             if not self._conn.in_transaction:
                 await self._control("BEGIN IMMEDIATE")
+                self._changes_at_begin = self._conn.raw.total_changes
                 self._batch = asyncio.get_running_loop().create_future()
                 self._batch.add_done_callback(_observe)
             batch = self._batch
@@ -174,8 +176,11 @@ class Database:
 
     async def _control(self, statement: str) -> None:
         """BEGIN, SAVEPOINT, RELEASE, COMMIT or ROLLBACK, run to its end even if the caller
-        is cancelled meanwhile (`in_transaction` must tell the truth afterwards)."""
-        if statement == "COMMIT" or statement == "ROLLBACK":
+        is cancelled meanwhile (`in_transaction` must tell the truth afterwards). A COMMIT
+        or ROLLBACK that writes (an fsync) runs in the worker thread; one of a transaction
+        that only read is instant and runs here."""
+        wrote = self._conn.raw.total_changes != self._changes_at_begin
+        if wrote and statement in ("COMMIT", "ROLLBACK"):
             await self._conn.run_in_thread(self._conn.raw.execute, statement)
         else:
             self._conn.raw.execute(statement)

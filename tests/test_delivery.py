@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from loguru import logger
 
 from bot.app import App
 from bot.channels.base import Capabilities, Channel, Intake, Runtime, SendError
@@ -458,6 +459,26 @@ async def test_held_rows_beyond_one_batch_do_not_block_other_chats(
     await enqueue(db, "c1", "Обращение №1 зарегистрировано", clock.now)
     await worker.drain()
     assert vk.texts_to("c1") == ["Обращение №1 зарегистрировано"]
+
+
+async def test_rows_for_a_platform_not_running_here_are_reported_once(
+    db: Database, clock: Clock, vk: FlakyChannel
+) -> None:
+    """The check is a whole-outbox query, so it runs once a minute, and says it once."""
+    warnings: list[str] = []
+    sink = logger.add(lambda m: warnings.append(str(m)), level="WARNING", format="{message}")
+    try:
+        worker = make_worker(db, clock, vk)
+        await enqueue(db, "tg-1", "to telegram", clock.now, platform="tg")
+        await enqueue(db, "c1", "to vk", clock.now)
+        await worker.drain()
+        await enqueue(db, "c2", "to vk", clock.now)
+        await worker.drain()
+    finally:
+        logger.remove(sink)
+    assert vk.texts_to("c2") == ["to vk"]
+    assert [w for w in warnings if "platform=tg" in w and "not enabled" in w] != []
+    assert len([w for w in warnings if "not enabled" in w]) == 1
 
 
 async def test_unreadable_row_is_failed_and_does_not_stop_the_others(
