@@ -55,7 +55,11 @@ class ResidentRepository:
     async def get_or_create(
         self, platform: str, user_id: str, chat_id: str, now: datetime
     ) -> Resident:
-        """The resident behind an identity; the chat id is kept current (nothing else personal)."""
+        """The resident behind an identity; the chat id is kept current (nothing else personal).
+        One statement when nothing changes, which is nearly every message."""
+        found = await self.find(platform, user_id)
+        if found is not None and found.chat_id == chat_id:
+            return found
         await self._conn.execute(
             "INSERT INTO residents (platform, user_id, chat_id, created_at) VALUES (?, ?, ?, ?)"
             " ON CONFLICT (platform, user_id) DO UPDATE SET chat_id = excluded.chat_id"
