@@ -179,5 +179,7 @@ def keyboard_json(keyboard: Keyboard) -> str:
         for row in keyboard.rows
     ]
     return json.dumps(
-        {"one_time": False, "inline": keyboard.inline, "buttons": buttons}, ensure_ascii=False
+        {"one_time": False, "inline": keyboard.inline, "buttons": buttons},
+        ensure_ascii=False,
+        separators=(",", ":"),  # every byte is urlencoded in Python on each send
     )
