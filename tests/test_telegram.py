@@ -332,3 +332,22 @@ async def test_a_telegram_resident_answered_from_vk(
     finally:
         await bot.app.stop()
         await vk_fake.stop()
+
+
+def test_the_response_models_of_our_calls_survive_garbage_collection() -> None:
+    """pydantic caches `Response[Message]` weakly; the channel holds the types it calls, so
+    aiogram does not rebuild one for nearly every send (bench/RESULTS.md)."""
+    import gc
+    import weakref
+
+    from aiogram.methods import GetUpdates, SendMessage
+    from aiogram.methods.base import Response
+
+    import bot.channels.telegram  # noqa: F401  (holds the types)
+
+    held = [
+        weakref.ref(Response[method.__returning__])  # type: ignore[name-defined]
+        for method in (SendMessage, GetUpdates)
+    ]
+    gc.collect()
+    assert all(ref() is not None for ref in held)

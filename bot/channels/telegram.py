@@ -28,6 +28,17 @@ from aiogram.exceptions import (
     TelegramServerError,
     TelegramUnauthorizedError,
 )
+from aiogram.methods import (
+    AnswerCallbackQuery,
+    DeleteWebhook,
+    GetFile,
+    GetUpdates,
+    SendMessage,
+    SendPhoto,
+    SetMyCommands,
+    SetWebhook,
+)
+from aiogram.methods.base import Response
 from aiogram.types import (
     BotCommand,
     BotCommandScopeChat,
@@ -63,6 +74,24 @@ POLL_TIMEOUT = 25  # seconds Telegram holds a getUpdates call open
 MAX_PHOTOS = 10
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 SETUP_BACKOFF_MAX = 60.0
+
+# pydantic caches a parametrized model such as `Response[Message]` only weakly, so with
+# nothing else holding it the garbage collector takes it within moments, and aiogram's
+# check_response builds it again for the next call (~0.25 ms, nearly every send; 15 % of
+# the Telegram pipeline's CPU, bench/RESULTS.md). Holding the types we call keeps them.
+_RESPONSE_TYPES = tuple(
+    Response[method.__returning__]  # type: ignore[name-defined]
+    for method in (
+        SendMessage,
+        SendPhoto,
+        GetUpdates,
+        AnswerCallbackQuery,
+        GetFile,
+        SetWebhook,
+        DeleteWebhook,
+        SetMyCommands,
+    )
+)
 
 
 class TelegramChannel(Channel):
