@@ -55,7 +55,7 @@ from bench.common import (
 )
 
 THINK = 0.5  # seconds between a reply and the next step in the paced run
-WARM_UP_RESIDENTS = 10
+WARM_UP_RESIDENTS = 50  # imports, lazy schemas, caches: 500 messages before measuring
 
 
 @dataclass
