@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import contextlib
 import csv
+import gc
 import json
 import signal
 import sys
@@ -178,6 +179,11 @@ async def _run(config: Config, *, console: bool, channels_from_config: bool = Tr
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     await app.start()
+    # Everything built so far (the libraries' modules, models and schemas: hundreds of
+    # thousands of objects) lives as long as the process; frozen, the garbage collector
+    # stops walking them on every full pass (bench/RESULTS.md).
+    gc.collect()
+    gc.freeze()
     try:
         waiters = [asyncio.create_task(stop.wait())]
         if console_channel is not None:
