@@ -358,11 +358,9 @@ async def test_one_failing_concurrent_transaction_does_not_spoil_the_other(db: D
     assert [row.chat_id for row in rows] == ["good"]
 
 
-async def test_database_recovers_after_a_failed_commit(db: Database, db_path: Path) -> None:
-    """When COMMIT itself fails (a deferred constraint, a full disk, an I/O error) the shared
-    connection must leave the failed transaction, or every later BEGIN would fail."""
-    # A real way to make COMMIT (not a statement) fail: a deferred foreign key, checked only
-    # at commit, filled by a trigger when an audit entry is written.
+def poison_commits(db_path: Path) -> None:
+    """A real way to make COMMIT (not a statement) fail: a deferred foreign key, checked only
+    at commit, filled by a trigger when an audit entry with the action «poison» is written."""
     conn = raw(db_path)
     conn.executescript(
         "CREATE TABLE commit_guard (appeal_id INTEGER"
@@ -371,6 +369,12 @@ async def test_database_recovers_after_a_failed_commit(db: Database, db_path: Pa
         " BEGIN INSERT INTO commit_guard VALUES (424242); END;"
     )
     conn.close()
+
+
+async def test_database_recovers_after_a_failed_commit(db: Database, db_path: Path) -> None:
+    """When COMMIT itself fails (a deferred constraint, a full disk, an I/O error) the shared
+    connection must leave the failed transaction, or every later BEGIN would fail."""
+    poison_commits(db_path)
 
     async def poisoned() -> None:
         async with db.transaction() as tx:
@@ -908,14 +912,7 @@ async def test_a_failed_group_commit_fails_every_update_of_the_group(
 ) -> None:
     """COMMIT fails (a deferred foreign key): the updates that shared it all hear of it,
     none of them is half there, and the next update works."""
-    conn = raw(db_path)
-    conn.executescript(
-        "CREATE TABLE commit_guard (appeal_id INTEGER"
-        " REFERENCES appeals (id) DEFERRABLE INITIALLY DEFERRED);"
-        "CREATE TRIGGER audit_guard AFTER INSERT ON audit_log WHEN NEW.action = 'poison'"
-        " BEGIN INSERT INTO commit_guard VALUES (424242); END;"
-    )
-    conn.close()
+    poison_commits(db_path)
 
     async def update(n: int) -> None:
         async with db.transaction() as tx:
