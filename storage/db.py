@@ -82,8 +82,9 @@ class Database:
 
     async def close(self) -> None:
         async with self._lock:
-            if self._conn.in_transaction:
-                await self._commit()
+            if self._closed:
+                return
+            await self._finish()
             self._closed = True
             await self._conn.close()
 
@@ -97,7 +98,10 @@ class Database:
         finally:
             self._waiting -= 1
         try:
+            if self._closed:
+                raise sqlite3.ProgrammingError("the database is closed")
             if not self._conn.in_transaction:
+                self._settle_batch(_ended())  # a batch whose transaction SQLite ended
                 await self._control("BEGIN IMMEDIATE")
                 self._changes_at_begin = self._conn.raw.total_changes
                 self._batch = asyncio.get_running_loop().create_future()
@@ -110,15 +114,24 @@ class Database:
             except BaseException:
                 await self._undo_unit()
                 raise
-            await self._control("RELEASE unit")
+            try:
+                await self._control("RELEASE unit")
+            except sqlite3.Error as error:  # SQLite ended the whole transaction meanwhile
+                await self._fail_batch(error)
+                raise
             if not self._waiting:
                 await self._commit()
         finally:
-            if self._conn.in_transaction and self._flusher is None:
-                # Others wait, or this unit failed: the flusher commits after them.
-                self._flusher = asyncio.ensure_future(self._flush())
-            self._lock.release()
+            try:
+                if not self._closed and self._conn.in_transaction and self._flusher_idle():
+                    # Others wait, or this unit failed: the flusher commits after them.
+                    self._flusher = asyncio.ensure_future(self._flush())
+            finally:
+                self._lock.release()
         await asyncio.shield(batch)
+
+    def _flusher_idle(self) -> bool:
+        return self._flusher is None or self._flusher.done()
 
     async def _undo_unit(self) -> None:
         """Roll back the failed unit only. If SQLite has already ended the whole transaction
@@ -132,15 +145,23 @@ class Database:
             except sqlite3.Error as error:
                 await self._fail_batch(error)
                 return
-        await self._fail_batch(sqlite3.OperationalError("the transaction was rolled back"))
+        await self._fail_batch(_ended())
 
     async def _flush(self) -> None:
         """Commit the open transaction once the updates queued before this are done."""
         async with self._lock:
             self._flusher = None
-            if not self._closed and self._conn.in_transaction:
+            if not self._closed:
                 with contextlib.suppress(sqlite3.Error):  # the batch's updates are told
-                    await self._commit()
+                    await self._finish()
+
+    async def _finish(self) -> None:
+        """Commit the open transaction; if SQLite has ended it already (some errors roll
+        back everything), the batch's updates hear so instead of waiting for ever."""
+        if self._conn.in_transaction:
+            await self._commit()
+        else:
+            self._settle_batch(_ended())
 
     async def _commit(self) -> None:
         """COMMIT in the worker thread (the fsync must not stall the loop), then release
@@ -161,9 +182,11 @@ class Database:
         self._settle_batch(None)
 
     async def _fail_batch(self, error: Exception) -> None:
-        if self._conn.in_transaction:
-            await self._control("ROLLBACK")
-        self._settle_batch(error)
+        try:
+            if self._conn.in_transaction:
+                await self._control("ROLLBACK")
+        finally:  # also if cancelled meanwhile: nobody may wait for this batch for ever
+            self._settle_batch(error)
 
     def _settle_batch(self, error: Exception | None) -> None:
         batch, self._batch = self._batch, None
@@ -190,6 +213,10 @@ class Database:
         async with self._lock, self._conn.execute(f"PRAGMA {name}") as cursor:
             row = await cursor.fetchone()
         return str(row[0]) if row else ""
+
+
+def _ended() -> sqlite3.OperationalError:
+    return sqlite3.OperationalError("the transaction ended without a COMMIT")
 
 
 def _observe(batch: asyncio.Future[None]) -> None:

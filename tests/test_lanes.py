@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
+
 from bot.channels.lanes import drain, in_sender_order
 
 
@@ -77,3 +79,24 @@ async def test_a_webhook_queue_is_served_in_batches_in_order_per_sender() -> Non
         task.cancel()
     assert [t for t in done if t[0] == "a"] == ["a0", "a1", "a2"]
     assert [t for t in done if t[0] == "b"] == ["b0", "b1", "b2"]
+
+
+async def test_a_failing_lane_is_heard_of_only_once_every_lane_has_finished() -> None:
+    """The caller polls the same updates again after a failure: no lane may still be
+    running on its own then."""
+    done: list[str] = []
+
+    async def handle(update: dict[str, Any]) -> None:
+        if update["text"] == "a1":
+            raise RuntimeError("a1 fails")
+        await asyncio.sleep(0.01)
+        done.append(update["text"])
+
+    updates = [
+        {"from": "a", "text": "a1"},
+        {"from": "b", "text": "b1"},
+        {"from": "b", "text": "b2"},
+    ]
+    with pytest.raises(RuntimeError, match="a1 fails"):
+        await in_sender_order(updates, sender, handle)
+    assert done == ["b1", "b2"]

@@ -927,3 +927,73 @@ async def test_a_failed_group_commit_fails_every_update_of_the_group(
     async with db.transaction() as tx:
         await tx.drafts.save("vk", "after", Draft(step="category"), NOW)
     assert raw_scalar(db_path, "SELECT count(*) FROM drafts WHERE user_id = 'after'") == 1
+
+
+async def test_a_unit_that_swallows_a_whole_rollback_does_not_strand_the_group(
+    db: Database, db_path: Path
+) -> None:
+    """SQLite ends the whole transaction on some errors (here an interrupt). If the unit that
+    hit it carries on regardless, the earlier unit sharing its group must hear of the lost
+    COMMIT, not wait for ever; and the database goes on working."""
+
+    async def first() -> None:
+        async with db.transaction() as tx:
+            await tx.drafts.save("vk", "first", Draft(step="category"), NOW)
+            await asyncio.sleep(0.05)  # the second queues meanwhile: the commit is shared
+
+    async def second() -> None:
+        await asyncio.sleep(0.01)
+        async with db.transaction() as tx:
+            raw_conn = db._conn.raw  # the one way to interrupt a statement
+            raw_conn.set_progress_handler(lambda: 1, 1)
+            try:
+                await tx.drafts.save("vk", "second", Draft(step="category"), NOW)
+            except sqlite3.OperationalError:
+                pass  # swallowed: the unit goes on as if nothing happened
+            finally:
+                raw_conn.set_progress_handler(None, 1)
+
+    results = await asyncio.wait_for(asyncio.gather(first(), second(), return_exceptions=True), 5)
+    assert all(isinstance(r, sqlite3.OperationalError) for r in results)
+    assert raw_scalar(db_path, "SELECT count(*) FROM drafts WHERE user_id = 'first'") == 0
+    async with db.transaction() as tx:
+        await tx.drafts.save("vk", "after", Draft(step="category"), NOW)
+    assert raw_scalar(db_path, "SELECT count(*) FROM drafts WHERE user_id = 'after'") == 1
+
+
+async def test_a_cancelled_flusher_does_not_strand_the_group(db: Database, db_path: Path) -> None:
+    """The first unit leaves its COMMIT to the flusher (another waits); the flusher is
+    cancelled (as at the loop's teardown) and the other unit fails: a new flusher still
+    commits the first, which must not wait for ever."""
+    b_waiting, b_inside, release_b = asyncio.Event(), asyncio.Event(), asyncio.Event()
+
+    async def first() -> None:
+        async with db.transaction() as tx:
+            await tx.drafts.save("vk", "first", Draft(step="category"), NOW)
+            await b_waiting.wait()
+
+    async def second() -> None:
+        b_waiting.set()
+        async with db.transaction():
+            b_inside.set()
+            await release_b.wait()
+            raise ValueError("second fails")
+
+    task_a, task_b = asyncio.create_task(first()), asyncio.create_task(second())
+    await b_inside.wait()
+    assert db._flusher is not None  # queued behind the second
+    db._flusher.cancel()
+    release_b.set()
+    with pytest.raises(ValueError, match="second fails"):
+        await task_b
+    await asyncio.wait_for(task_a, 5)
+    assert raw_scalar(db_path, "SELECT count(*) FROM drafts WHERE user_id = 'first'") == 1
+
+
+async def test_a_closed_database_refuses_new_units_clearly(db_path: Path) -> None:
+    database = await Database.open(db_path)
+    await database.close()
+    for _ in range(2):  # the second would hang if the first had kept the lock
+        with pytest.raises(sqlite3.ProgrammingError, match="closed"):
+            async with database.transaction():
+                pass

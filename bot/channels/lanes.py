@@ -36,7 +36,14 @@ async def in_sender_order(
     if len(lanes) <= 1:
         await lane(list(updates))
         return
-    await asyncio.gather(*(lane(items) for items in lanes.values()))
+    # Every lane runs to its end before the caller hears of a failure (and, say, polls the
+    # same updates again): no lane is left running on its own.
+    results = await asyncio.gather(
+        *(lane(items) for items in lanes.values()), return_exceptions=True
+    )
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
 
 
 async def drain(

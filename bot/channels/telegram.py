@@ -190,25 +190,23 @@ class TelegramChannel(Channel):
                     allowed_updates=ALLOWED_UPDATES,
                     request_timeout=POLL_TIMEOUT + 10,
                 )
+                await in_sender_order(updates, _sender, self._handle)
+                if updates:  # only once handled: a failure polls the same updates again
+                    await self._runtime.save(OFFSET_KEY, str(updates[-1].update_id + 1))
+                    offset = updates[-1].update_id + 1
                 pause = 1.0
             except asyncio.CancelledError:
                 raise
             except TelegramRetryAfter as error:
                 await asyncio.sleep(error.retry_after)
-                continue
             except Exception as error:
                 logger.warning(
-                    "telegram getUpdates failed ({}), retrying in {:.0f}s",
+                    "telegram polling failed ({}), retrying in {:.0f}s",
                     type(error).__name__,
                     pause,
                 )
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, SETUP_BACKOFF_MAX)
-                continue
-            await in_sender_order(updates, _sender, self._handle)
-            if updates:
-                offset = updates[-1].update_id + 1
-                await self._runtime.save(OFFSET_KEY, str(offset))
 
     async def _webhook(self, request: web.Request) -> web.StreamResponse:
         secret = self._config.webhook_secret.get_secret_value().encode()
