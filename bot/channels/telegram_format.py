@@ -3,6 +3,7 @@ and a keyboard into reply markup (messenger-apis.md §3)."""
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -114,10 +115,12 @@ def parse_update(update: Update, bot_id: int) -> Parsed:
     return Parsed(incoming)
 
 
+@functools.lru_cache(maxsize=256)  # the same few keyboards, built for every send otherwise
 def reply_markup(keyboard: Keyboard) -> InlineKeyboardMarkup | ReplyKeyboardMarkup:
     """The main menu stays under the input box as a reply keyboard (a press sends its label,
     which the dialogue reads as the button); every other keyboard is inline, under its
-    message, with the payload as callback data."""
+    message, with the payload as callback data. Built once per distinct keyboard and
+    shared: aiogram only reads it."""
     if keyboard.menu:
         return ReplyKeyboardMarkup(
             keyboard=[[KeyboardButton(text=b.label) for b in row] for row in keyboard.rows],
