@@ -123,8 +123,9 @@ class Database:
                 await self._commit()
         finally:
             try:
-                if not self._closed and self._conn.in_transaction and self._flusher_idle():
-                    # Others wait, or this unit failed: the flusher commits after them.
+                unsettled = self._conn.in_transaction or self._batch is not None
+                if not self._closed and unsettled and self._flusher_idle():
+                    # Others wait, or this unit failed: the flusher settles after them.
                     self._flusher = asyncio.ensure_future(self._flush())
             finally:
                 self._lock.release()
