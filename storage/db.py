@@ -75,6 +75,10 @@ class Database:
             await conn.execute("PRAGMA synchronous = FULL")
             await conn.execute("PRAGMA foreign_keys = ON")
             await migrate(conn, migrate_to)
+            # From here statements run on the event loop, which must never sleep in SQLite's
+            # busy handler: BEGIN IMMEDIATE, the one statement that waits for another
+            # process's write lock, tries without waiting and waits in the thread (_begin).
+            await conn.execute("PRAGMA busy_timeout = 0")
         except BaseException:
             await conn.close()
             raise
@@ -102,7 +106,7 @@ class Database:
                 raise sqlite3.ProgrammingError("the database is closed")
             if not self._conn.in_transaction:
                 self._settle_batch(_ended())  # a batch whose transaction SQLite ended
-                await self._control("BEGIN IMMEDIATE")
+                await self._begin()
                 self._changes_at_begin = self._conn.raw.total_changes
                 self._batch = asyncio.get_running_loop().create_future()
                 self._batch.add_done_callback(_observe)
@@ -133,6 +137,17 @@ class Database:
 
     def _flusher_idle(self) -> bool:
         return self._flusher is None or self._flusher.done()
+
+    async def _begin(self) -> None:
+        """BEGIN IMMEDIATE. If another process holds the write lock (a second bot on the
+        same file, a manual sqlite3 session), wait for it up to the busy timeout in the
+        worker thread, so the loop goes on serving everything else meanwhile."""
+        try:
+            self._conn.raw.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as error:
+            if error.sqlite_errorcode != sqlite3.SQLITE_BUSY:
+                raise
+            await self._conn.run_in_thread(_begin_waiting, self._conn.raw)
 
     async def _undo_unit(self) -> None:
         """Roll back the failed unit only. If SQLite has already ended the whole transaction
@@ -214,6 +229,14 @@ class Database:
         async with self._lock, self._conn.execute(f"PRAGMA {name}") as cursor:
             row = await cursor.fetchone()
         return str(row[0]) if row else ""
+
+
+def _begin_waiting(raw: sqlite3.Connection) -> None:
+    raw.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    try:
+        raw.execute("BEGIN IMMEDIATE")
+    finally:
+        raw.execute("PRAGMA busy_timeout = 0")
 
 
 def _ended() -> sqlite3.OperationalError:

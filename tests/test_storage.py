@@ -123,8 +123,39 @@ async def test_open_sets_the_pragmas_of_spec_7(db: Database) -> None:
     assert await db.pragma("journal_mode") == "wal"
     assert await db.pragma("synchronous") == "2"  # FULL
     assert await db.pragma("foreign_keys") == "1"
-    assert await db.pragma("busy_timeout") == "5000"
+    assert await db.pragma("busy_timeout") == "0"  # the loop never sleeps in SQLite
     assert await db.pragma("user_version") == str(NEWEST)
+
+
+async def test_another_writer_is_waited_for_without_stopping_the_loop(
+    db: Database, db_path: Path
+) -> None:
+    """Another process holds the write lock for a while (a manual sqlite3 session, say): an
+    update waits for it, and meanwhile the event loop keeps serving everything else."""
+    other = sqlite3.connect(db_path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.01)
+            ticks += 1
+
+    async def update() -> None:
+        async with db.transaction() as tx:
+            await tx.drafts.save("vk", "waited", Draft(step="category"), NOW)
+
+    ticking = asyncio.create_task(ticker())
+    waiting = asyncio.create_task(update())
+    await asyncio.sleep(0.3)
+    assert not waiting.done()
+    assert ticks >= 10  # the loop ran while the update waited for the lock
+    other.execute("COMMIT")
+    other.close()
+    await asyncio.wait_for(waiting, 5)
+    ticking.cancel()
+    assert raw_scalar(db_path, "SELECT count(*) FROM drafts WHERE user_id = 'waited'") == 1
 
 
 async def test_wal_mode_is_stored_in_the_file(db: Database, db_path: Path) -> None:
