@@ -127,8 +127,10 @@ class Database:
                 await self._commit()
         finally:
             try:
-                unsettled = self._conn.in_transaction or self._batch is not None
-                if not self._closed and unsettled and self._flusher_idle():
+                unsettled = not self._closed and (
+                    self._conn.in_transaction or self._batch is not None
+                )
+                if unsettled and self._flusher_idle():
                     # Others wait, or this unit failed: the flusher settles after them.
                     self._flusher = asyncio.ensure_future(self._flush())
             finally:

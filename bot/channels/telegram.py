@@ -192,8 +192,9 @@ class TelegramChannel(Channel):
                 )
                 await in_sender_order(updates, _sender, self._handle)
                 if updates:  # only once handled: a failure polls the same updates again
-                    await self._runtime.save(OFFSET_KEY, str(updates[-1].update_id + 1))
-                    offset = updates[-1].update_id + 1
+                    next_offset = updates[-1].update_id + 1
+                    await self._runtime.save(OFFSET_KEY, str(next_offset))
+                    offset = next_offset
                 pause = 1.0
             except asyncio.CancelledError:
                 raise
