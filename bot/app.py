@@ -13,6 +13,7 @@ from loguru import logger
 from bot.channels.base import Channel, Runtime
 from bot.config import Config
 from bot.delivery import DeliveryWorker
+from bot.inbox import Inbox, IntakeClosed
 from bot.ratelimit import RateLimiter
 from bot.scheduler import DeadlineScheduler
 from bot.web import WebServer
@@ -24,6 +25,7 @@ from storage.staff import ADMIN, MODERATOR
 
 HOUSEKEEPING_SECONDS = 3600.0
 DEFAULT_GRACE_SECONDS = 10.0
+INBOX_LIMIT = 10_000
 
 
 def handler_settings(config: Config) -> HandlerSettings:
@@ -79,6 +81,7 @@ class App:
         self._housekeeping: asyncio.Task[None] | None = None
         self._scheduler: DeadlineScheduler | None = None
         self._web: WebServer | None = None
+        self._inbox: Inbox | None = None
         self._accepting = False
 
     @property
@@ -90,6 +93,11 @@ class App:
     def web(self) -> WebServer:
         assert self._web is not None, "app is not started"
         return self._web
+
+    @property
+    def inbox(self) -> Inbox:
+        assert self._inbox is not None, "app is not started"
+        return self._inbox
 
     @property
     def delivery(self) -> DeliveryWorker:
@@ -116,6 +124,7 @@ class App:
             handler_settings(self.config),
             clock=self.clock,
             on_outbox=self._delivery.wake,
+            unflooded=[c.platform for c in self.channels.values() if not c.flood_control],
         )
         async with self._db.transaction() as tx:
             await tx.staff.seed(staff_from_config(self.config), self.clock())
@@ -127,12 +136,21 @@ class App:
         self._housekeeping = asyncio.create_task(self._housekeep(), name="housekeeping")
         self._accepting = True
         self._web = WebServer(self.config.web.host, self.config.web.port)
+        self._inbox = Inbox(self._db, self.clock, INBOX_LIMIT)
         runtime = Runtime(
-            self.intake, self._db, self._web, self.clock, self.channels, limiters(self.config)
+            self.intake,
+            self._engine.admit,
+            self._db,
+            self._web,
+            self.clock,
+            self._inbox,
+            self.channels,
+            limiters(self.config),
         )
         for channel in self.channels.values():
             await channel.start(runtime)
             logger.info("channel started platform={}", channel.platform)
+        self._inbox.start()  # what webhooks accepted before a stop or a crash goes first
         if self._web.needed:
             await self._web.start()
         logger.info(
@@ -141,19 +159,24 @@ class App:
             ", ".join(self.channels) or "none",
         )
 
-    async def intake(self, message: Incoming) -> None:
+    async def intake(self, message: Incoming, *, inbox_id: int | None = None) -> None:
         """Where channels hand in updates. The handling runs as its own task so that a
-        channel being stopped never cuts an update off in the middle of its transaction."""
+        channel being stopped never cuts an update off in the middle of its transaction.
+        Raises IntakeClosed once the app stops: the caller must not count the update as
+        handled (a long poll must not move its position past it)."""
         if not self._accepting or self._engine is None:
             logger.warning("update refused while stopping platform={}", message.platform)
-            return
-        task = asyncio.create_task(self._engine.handle(message))
+            raise IntakeClosed
+        task = asyncio.create_task(self._engine.handle(message, inbox_id=inbox_id))
         self._inflight.add(task)
         task.add_done_callback(self._inflight.discard)
         await asyncio.shield(task)
 
     async def settle(self) -> None:
-        """Wait until every update in hand is handled and every due reply is sent."""
+        """Wait until every update in hand (the inbox's included) is handled and every due
+        reply is sent."""
+        if self._inbox is not None:
+            await self._inbox.settle()
         while self._inflight:
             await asyncio.gather(*self._inflight, return_exceptions=True)
         await self.delivery.drain()
@@ -161,14 +184,15 @@ class App:
     async def stop(self, grace_seconds: float = DEFAULT_GRACE_SECONDS) -> None:
         """Stop taking updates, finish those in hand, flush what can be sent within the
         grace period, close the database. Whatever is not sent stays in the outbox."""
-        self._accepting = False
+        logger.info("stopping: no new updates are taken")
+        # Receivers first, while the intake is still open: an update fetched by a long poll
+        # is either handled or left before the saved position, never refused and skipped.
         if self._web is not None:
-            await self._web.stop()  # webhooks first: nothing new comes in
-        for channel in self.channels.values():
-            try:
-                await channel.stop()
-            except Exception:
-                logger.exception("channel did not stop cleanly platform={}", channel.platform)
+            await self._web.stop()  # webhooks: nothing new is accepted
+        if self._inbox is not None:
+            await self._inbox.stop()  # what is not in hand waits in the inbox
+        await asyncio.gather(*(self._stop_channel(c) for c in self.channels.values()))
+        self._accepting = False
         if self._housekeeping is not None:
             self._housekeeping.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -186,6 +210,13 @@ class App:
             await self._db.close()
             self._db = None
         logger.info("appeals-bot stopped")
+
+    @staticmethod
+    async def _stop_channel(channel: Channel) -> None:
+        try:
+            await channel.stop()
+        except Exception:
+            logger.exception("channel did not stop cleanly platform={}", channel.platform)
 
     async def purge_expired_drafts(self) -> int:
         cutoff = self.clock() - timedelta(days=self.config.limits.draft_ttl_days)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import random
 import time
@@ -23,14 +24,24 @@ from storage.models import OutboxRow
 BATCH = 200
 IDLE_POLL_SECONDS = 1.0
 FIRST_BACKOFF_SECONDS = 1.0
-# One hung send must not hold up every chat: it is abandoned and retried later.
+# One hung send must not hold up its chat for ever: it is abandoned and retried later.
 SEND_TIMEOUT_SECONDS = 120.0
 DISABLED_CHECK_SECONDS = 60.0  # how often to look for rows of platforms not running here
-MARK_BATCH = 32  # sent rows recorded in one commit at most (the crash-resend window)
-CONCURRENT_SENDS = 32  # enough to keep VK's 20/s and Telegram's 30/s busy at ~1 s latency
+CONCURRENT_CHATS = 32  # enough to keep VK's 20/s and Telegram's 30/s busy at ~1 s latency
+
+Chat = tuple[str, str]  # (platform, chat id)
 
 
 class DeliveryWorker:
+    """Each chat with due messages gets a task of its own that sends them in order, so one
+    slow or failing chat never holds up another (SPEC §7, «No barrier in delivery»).
+
+    A row that went out is remembered in memory at once, before anything can fail, and is
+    recorded in the database by a recorder that takes everything sent meanwhile into one
+    commit. Until it is recorded, no pass offers it again; if recording fails, it is
+    retried, so a database error never makes a sent message go out again.
+    """
+
     def __init__(
         self,
         db: Database,
@@ -48,6 +59,9 @@ class DeliveryWorker:
         self._wake = asyncio.Event()
         self._pass_lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
+        self._chats: dict[Chat, asyncio.Task[int]] = {}  # a task per chat being served
+        self._unrecorded: dict[int, tuple[OutboxRow, list[str]]] = {}  # sent, not recorded
+        self._recorder: asyncio.Task[None] | None = None
         self._warned_platforms: set[str] = set()
         self._disabled_checked_at: float | None = None
 
@@ -59,11 +73,14 @@ class DeliveryWorker:
         self._task = asyncio.create_task(self._run(), name="delivery")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        """Stop sending; what is not sent stays in the outbox. What was sent is recorded."""
+        tasks = [t for t in (self._task, *self._chats.values()) if t is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._task = None
+        with contextlib.suppress(Exception):
+            await self._record()
 
     async def drain(self) -> None:
         """Deliver until nothing is due (rows waiting for a later retry are left waiting)."""
@@ -73,21 +90,33 @@ class DeliveryWorker:
     async def _run(self) -> None:
         while True:
             try:
-                sent = await self.deliver_due()
+                await self._dispatch()
             except Exception:
                 logger.exception("delivery pass failed; retrying shortly")
-                sent = 0
-            if not sent:
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(IDLE_POLL_SECONDS):
-                        await self._wake.wait()
-                self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(IDLE_POLL_SECONDS):
+                    await self._wake.wait()
+            self._wake.clear()
 
     async def deliver_due(self) -> int:
-        """One pass: the oldest due row of every chat whose channel runs; returns how many
-        were handled. Only a chat's oldest row is offered, so one chat's messages keep their
-        order and a chat waiting for a retry holds up nobody else."""
+        """One pass: start every due chat that is not being served yet, and wait until the
+        chats being served have nothing more due and what they sent is recorded; returns
+        how many rows were handled."""
+        await self._dispatch()
+        handled = 0
+        while self._chats:
+            results = await asyncio.gather(*self._chats.values(), return_exceptions=True)
+            handled += sum(r for r in results if isinstance(r, int))
+        await self._record()
+        return handled
+
+    async def _dispatch(self) -> None:
+        """Give every due chat that has no task a task of its own."""
         async with self._pass_lock:
+            if self._unrecorded:
+                self._record_soon()
+            if len(self._chats) >= CONCURRENT_CHATS:
+                return
             waiting: list[str] = []
             check = self._disabled_check_due()
             async with self._db.transaction() as tx:
@@ -95,33 +124,68 @@ class DeliveryWorker:
                     waiting = await tx.outbox.platforms_waiting()
                 rows = await tx.outbox.due_heads(self._clock(), list(self._channels), BATCH)
             self._warn_about_disabled(waiting)
-            # Different chats in parallel (each row is the head of its own chat, so order
-            # within a chat holds); the channels pace the calls to the platform's limits.
-            gate = asyncio.Semaphore(CONCURRENT_SENDS)
-            delivered: list[tuple[OutboxRow, list[str]]] = []
+            for row in rows:
+                chat = (row.platform, row.chat_id)
+                if chat in self._chats or row.id in self._unrecorded:
+                    continue
+                if len(self._chats) >= CONCURRENT_CHATS:
+                    break
+                task = asyncio.create_task(self._serve(row), name=f"delivery {row.platform}")
+                self._chats[chat] = task
+                task.add_done_callback(functools.partial(self._served, chat))
 
-            async def send(row: OutboxRow) -> None:
-                async with gate:
-                    message_ids = await self._send(self._channels[row.platform], row)
-                if message_ids is not None:
-                    delivered.append((row, message_ids))
-                    if len(delivered) >= MARK_BATCH:
-                        await self._mark_sent(delivered)
+    def _served(self, chat: Chat, task: asyncio.Task[int]) -> None:
+        if self._chats.get(chat) is task:
+            del self._chats[chat]
+        if not task.cancelled() and task.exception() is not None:
+            logger.opt(exception=task.exception()).error(
+                "delivery to a chat failed platform={}", chat[0]
+            )
+        self.wake()  # the chat may have more, and a place is free
 
-            await asyncio.gather(*(send(row) for row in rows))
-            await self._mark_sent(delivered)
-            return len(rows)
+    async def _serve(self, row: OutboxRow | None) -> int:
+        """Send one chat's due rows in order until none is due or one fails."""
+        handled = 0
+        while row is not None:
+            handled += 1
+            message_ids = await self._send(self._channels[row.platform], row)
+            if message_ids is None:
+                return handled
+            self._unrecorded[row.id] = (row, message_ids)  # first: this cannot fail
+            self._record_soon()
+            async with self._db.transaction() as tx:
+                row = await tx.outbox.chat_next(row.platform, row.chat_id, row.id, self._clock())
+        return handled
 
-    async def _mark_sent(self, delivered: list[tuple[OutboxRow, list[str]]]) -> None:
-        """Record sent rows, many in one commit (one fsync for a whole group). Always
-        before the next pass reads the outbox, so nothing sent is offered again."""
-        if not delivered:
-            return
-        batch = delivered[:]
-        delivered.clear()
-        async with self._db.transaction() as tx:
-            for row, message_ids in batch:
-                await tx.outbox.mark_sent(row, message_ids, self._clock())
+    def _record_soon(self) -> None:
+        if self._recorder is None or self._recorder.done():
+            self._recorder = asyncio.create_task(self._record_all(), name="delivery-record")
+
+    async def _record(self) -> None:
+        """Wait until what was sent so far is recorded (or recording failed)."""
+        while self._recorder is not None and not self._recorder.done():
+            await asyncio.wait([self._recorder])
+        if self._unrecorded:
+            self._record_soon()
+            assert self._recorder is not None
+            await asyncio.wait([self._recorder])
+
+    async def _record_all(self) -> None:
+        """Record the rows sent meanwhile, many in one commit: those sent while one commit
+        runs go into the next. A failure leaves them remembered, for the next pass."""
+        while self._unrecorded:
+            batch = list(self._unrecorded.values())
+            try:
+                async with self._db.transaction() as tx:
+                    await tx.outbox.mark_sent_many(batch, self._clock())
+            except Exception:
+                logger.exception(
+                    "{} sent messages not recorded; recorded later, never sent again", len(batch)
+                )
+                return
+            for row, _ in batch:
+                self._unrecorded.pop(row.id, None)
+            self.wake()  # their chats may go on
 
     def _disabled_check_due(self) -> bool:
         """Whether to look for rows of platforms not running here (a whole-outbox query,
@@ -149,7 +213,7 @@ class DeliveryWorker:
         """Send one row; its message ids, or None if it failed (and was recorded so)."""
         try:
             message = Outgoing.from_body(
-                row.platform, row.chat_id, json.loads(row.body), row.appeal_number, row.id
+                row.platform, row.chat_id, json.loads(row.body), row.appeal_number, row.send_key
             )
         except (ValueError, KeyError, TypeError, IndexError) as error:
             await self._failed(row, f"unreadable outbox body: {error!r}", False, None)

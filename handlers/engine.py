@@ -8,7 +8,8 @@ to the outbox, so that a crash leaves either all of an update's effects or none 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Awaitable, Callable
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Collection
 from datetime import UTC, datetime
 
 from loguru import logger
@@ -26,6 +27,7 @@ from storage.db import Database
 Clock = Callable[[], datetime]
 Notify = Callable[[], None]
 Handler = Callable[[Context], Awaitable[None]]
+FAILED_REMEMBERED = 10_000  # senders whose last update failed, kept to tell a repeat
 
 
 def utc_now() -> datetime:
@@ -40,19 +42,25 @@ class Engine:
         *,
         clock: Clock = utc_now,
         on_outbox: Notify | None = None,
+        unflooded: Collection[str] = (),
     ) -> None:
         self.db = db
         self.settings = settings
         self.clock = clock
         self._on_outbox = on_outbox
-        self._failed_last: str | None = None  # who the last failed update came from
+        # Senders whose last update failed: a second failure in a row drops their draft.
+        self._failed: OrderedDict[str, None] = OrderedDict()
         self._flood = FloodGuard(settings.limits.messages_per_minute)
+        # Platforms where one person types at a keyboard (the demo's console): no flood.
+        self._unflooded = frozenset(unflooded)
 
-    async def handle(self, message: Incoming) -> bool:
+    async def handle(self, message: Incoming, *, inbox_id: int | None = None) -> bool:
         """Process one update; False if it was a redelivery and changed nothing.
 
         Never raises for a bad message: a failure rolls the update back, is logged, and the
-        person gets a short apology instead of silence.
+        person gets a short apology instead of silence. `inbox_id`, the inbox row the update
+        came from, is marked done in the transaction of the update's effects (or of the
+        apology), so it is handled exactly once.
         """
         message = dataclasses.replace(
             message,
@@ -60,12 +68,17 @@ class Engine:
             display_name=clean_text(message.display_name),
         )
         now = self.clock()
-        verdict = self._flood.check(message.identity, now)
+        verdict = self._verdict(message, now)
         if verdict is Verdict.DROP:
             logger.debug("message dropped during a flood cool-down platform={}", message.platform)
+            if inbox_id is not None:
+                async with self.db.transaction() as tx:
+                    await tx.inbox.mark_done(inbox_id, now)
             return False
         try:
             async with self.db.transaction() as tx:
+                if inbox_id is not None:
+                    await tx.inbox.mark_done(inbox_id, now)
                 if message.event_id is not None and not await tx.events.record_once(
                     message.platform, message.event_id, now
                 ):
@@ -99,11 +112,35 @@ class Engine:
                     )
         except Exception:
             logger.exception("update failed platform={} chat={}", message.platform, message.chat_id)
-            await self._apologise(message, now)
+            await self._apologise(message, now, inbox_id)
             return False
-        self._failed_last = None
+        self._failed.pop(message.identity, None)
         self._notify()
         return True
+
+    async def admit(self, message: Incoming, *, inbox_id: int | None = None) -> bool:
+        """Whether an update that its channel answers by itself (the next page of a long
+        keyboard, «Ещё») may be answered: it counts towards the flood limit like any other.
+        If not, the one warning is queued where due, and the inbox row is marked done."""
+        now = self.clock()
+        verdict = self._verdict(message, now)
+        if verdict is Verdict.PASS:
+            return True
+        async with self.db.transaction() as tx:
+            if inbox_id is not None:
+                await tx.inbox.mark_done(inbox_id, now)
+            if verdict is Verdict.WARN:
+                warning = Outgoing(message.platform, message.chat_id, texts.FLOOD_WARNING)
+                await tx.outbox.add(warning.platform, warning.chat_id, warning.body(), now)
+        if verdict is Verdict.WARN:
+            logger.warning("flood: messages ignored for a while platform={}", message.platform)
+            self._notify()
+        return False
+
+    def _verdict(self, message: Incoming, now: datetime) -> Verdict:
+        if message.platform in self._unflooded:
+            return Verdict.PASS
+        return self._flood.check(message.identity, now)
 
     async def _turned_away(self, ctx: Context) -> bool:
         """A banned identity is told once, then ignored; it creates nothing (SPEC §6)."""
@@ -116,15 +153,20 @@ class Engine:
         logger.info("message from a banned identity ignored platform={}", ctx.message.platform)
         return True
 
-    async def _apologise(self, message: Incoming, now: datetime) -> None:
+    async def _apologise(self, message: Incoming, now: datetime, inbox_id: int | None) -> None:
         """Say sorry. Failing twice in a row for the same person, the dialogue state is what
         breaks (a draft written by an older version, say): it is dropped, so the next
         message starts from the menu instead of failing for ever."""
         identity = message.identity
-        repeated = self._failed_last == identity
-        self._failed_last = identity
+        repeated = identity in self._failed
+        self._failed[identity] = None
+        self._failed.move_to_end(identity)
+        while len(self._failed) > FAILED_REMEMBERED:
+            self._failed.popitem(last=False)
         try:
             async with self.db.transaction() as tx:
+                if inbox_id is not None:
+                    await tx.inbox.mark_done(inbox_id, now)
                 sorry = Outgoing(message.platform, message.chat_id, texts.SOMETHING_WENT_WRONG)
                 await tx.outbox.add(sorry.platform, sorry.chat_id, sorry.body(), now)
                 if repeated:

@@ -15,10 +15,12 @@ from storage.bans import BanRepository
 from storage.channel_state import ChannelStateRepository
 from storage.drafts import DraftRepository
 from storage.events import ProcessedEventRepository
+from storage.inbox import InboxRepository
 from storage.migrate import migrate
 from storage.outbox import OutboxRepository
 from storage.questions import QuestionRepository
 from storage.residents import ResidentRepository
+from storage.retention import RetentionRepository
 from storage.sqlite import Connection, Row
 from storage.staff import StaffRepository
 
@@ -40,6 +42,8 @@ class Tx:
         self.bans = BanRepository(conn)
         self.questions = QuestionRepository(conn)
         self.channel_state = ChannelStateRepository(conn)
+        self.inbox = InboxRepository(conn)
+        self.retention = RetentionRepository(conn)
 
 
 class Database:
@@ -147,7 +151,8 @@ class Database:
         try:
             self._conn.raw.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as error:
-            if error.sqlite_errorcode != sqlite3.SQLITE_BUSY:
+            # The primary code: extended ones such as SQLITE_BUSY_RECOVERY are busy too.
+            if error.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY:
                 raise
             await self._conn.run_in_thread(_begin_waiting, self._conn.raw)
 

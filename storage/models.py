@@ -100,3 +100,15 @@ class OutboxRow:
     body: str
     appeal_number: int | None
     attempts: int
+    send_key: int | None = None  # random per row: VK's idempotency key (bot/channels/vk.py)
+
+
+@dataclass(frozen=True)
+class InboxRow:
+    """An update a webhook accepted: written before the 200, handled from here (SPEC §7)."""
+
+    id: int
+    platform: str
+    community: str
+    sender: str
+    body: str

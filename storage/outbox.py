@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import secrets
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -10,6 +11,27 @@ from typing import Any
 from storage.models import OutboxRow
 from storage.sqlite import Connection
 from storage.times import to_db
+
+_ROW = "o.id, o.platform, o.chat_id, o.body, o.appeal_id, o.attempts, o.send_key"
+SEND_KEY_BITS = 52  # VK's random_id is this key * 1024 + chunk + 1: below 2**62, an int64
+
+
+def new_send_key() -> int:
+    """A random key per outbox row. Derived from nothing in the database, it stays unique
+    when a database is restored from a backup and row ids are handed out again."""
+    return secrets.randbits(SEND_KEY_BITS) + 1
+
+
+def _outbox_row(row: Any) -> OutboxRow:
+    return OutboxRow(
+        id=row[0],
+        platform=row[1],
+        chat_id=row[2],
+        body=row[3],
+        appeal_number=row[4],
+        attempts=row[5],
+        send_key=row[6],
+    )
 
 
 class OutboxRepository:
@@ -26,8 +48,8 @@ class OutboxRepository:
         appeal_number: int | None = None,
     ) -> int:
         async with self._conn.execute(
-            "INSERT INTO outbox (platform, chat_id, body, appeal_id, next_attempt_at, created_at)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO outbox (platform, chat_id, body, appeal_id, next_attempt_at,"
+            " created_at, send_key) VALUES (?, ?, ?, ?, ?, ?, ?)",
             (
                 platform,
                 chat_id,
@@ -35,6 +57,7 @@ class OutboxRepository:
                 appeal_number,
                 to_db(now),
                 to_db(now),
+                new_send_key(),
             ),
         ) as cursor:
             assert cursor.lastrowid is not None
@@ -52,24 +75,26 @@ class OutboxRepository:
             return []
         marks = ", ".join("?" for _ in platforms)
         async with self._conn.execute(
-            "SELECT o.id, o.platform, o.chat_id, o.body, o.appeal_id, o.attempts FROM outbox o"
+            f"SELECT {_ROW} FROM outbox o"
             " JOIN (SELECT min(id) AS id FROM outbox WHERE status = 'pending'"
             f" AND platform IN ({marks}) GROUP BY platform, chat_id) AS head ON o.id = head.id"
             " WHERE o.next_attempt_at <= ? ORDER BY o.id LIMIT ?",
             (*platforms, to_db(now), limit),
         ) as cursor:
-            rows = await cursor.fetchall()
-        return [
-            OutboxRow(
-                id=row[0],
-                platform=row[1],
-                chat_id=row[2],
-                body=row[3],
-                appeal_number=row[4],
-                attempts=row[5],
-            )
-            for row in rows
-        ]
+            return [_outbox_row(row) for row in await cursor.fetchall()]
+
+    async def chat_next(
+        self, platform: str, chat_id: str, after_id: int, now: datetime
+    ) -> OutboxRow | None:
+        """The oldest pending row of one chat after `after_id`, if it is due."""
+        async with self._conn.execute(
+            f"SELECT {_ROW} FROM outbox o WHERE o.id = (SELECT min(id) FROM outbox"
+            " WHERE status = 'pending' AND platform = ? AND chat_id = ? AND id > ?)"
+            " AND o.next_attempt_at <= ?",
+            (platform, chat_id, after_id, to_db(now)),
+        ) as cursor:
+            row = await cursor.fetchone()
+        return _outbox_row(row) if row else None
 
     async def platforms_waiting(self) -> list[str]:
         """Platforms that have pending rows."""
@@ -87,15 +112,25 @@ class OutboxRepository:
 
     async def mark_sent(self, row: OutboxRow, message_ids: Sequence[str], now: datetime) -> None:
         """The row was delivered; remember which platform messages carried it."""
-        await self._conn.execute(
+        await self.mark_sent_many([(row, message_ids)], now)
+
+    async def mark_sent_many(
+        self, delivered: Sequence[tuple[OutboxRow, Sequence[str]]], now: datetime
+    ) -> None:
+        """Rows delivered, each with the platform messages that carried it."""
+        await self._conn.executemany(
             "UPDATE outbox SET status = 'sent', sent_at = ?, attempts = attempts + 1,"
-            " last_error = NULL WHERE id = ?",
-            (to_db(now), row.id),
+            " last_error = NULL WHERE id = ? AND status = 'pending'",
+            [(to_db(now), row.id) for row, _ in delivered],
         )
         await self._conn.executemany(
             "INSERT OR REPLACE INTO sent_messages (platform, chat_id, message_id, outbox_id,"
             " appeal_id) VALUES (?, ?, ?, ?, ?)",
-            [(row.platform, row.chat_id, mid, row.id, row.appeal_number) for mid in message_ids],
+            [
+                (row.platform, row.chat_id, mid, row.id, row.appeal_number)
+                for row, message_ids in delivered
+                for mid in message_ids
+            ],
         )
 
     async def mark_retry(self, row_id: int, error: str, next_attempt_at: datetime) -> None:

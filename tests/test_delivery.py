@@ -574,15 +574,11 @@ async def test_replies_are_committed_with_the_draft_change(config: Config, clock
     app = App(config, [channel], clock=clock)
     await app.start()
     try:
-        # Keep the worker busy in a send to another chat, so that nothing else goes out.
-        channel.stall("other")
-        async with app.db.transaction() as tx:
-            await tx.outbox.add("vk", "other", {"text": "hold"}, clock.now)
-        app.delivery.wake()
-        await channel.tried_to("other")
-
+        # Hold the send to the resident, so that what was committed can be seen before it.
+        channel.stall("1001")
         clock.advance(seconds=5)
         await channel.receive("1001", payload=NEW.payload)
+        await channel.tried_to("1001")
         [draft] = raw_rows(path, "SELECT step, updated_at FROM drafts WHERE user_id = '1001'")
         pending = raw_rows(
             path,
@@ -593,7 +589,7 @@ async def test_replies_are_committed_with_the_draft_change(config: Config, clock
         assert pending[0]["created_at"] == draft["updated_at"]  # written by the same update
         assert channel.texts_to("1001") == []
 
-        channel.release("other")
+        channel.release("1001")
         await app.settle()
         assert len(channel.texts_to("1001")) == 1
         assert "Согласие" in channel.texts_to("1001")[0]

@@ -37,6 +37,9 @@ class SendError(Exception):
 class Channel(ABC):
     platform: str
     capabilities: Capabilities
+    # False where one person at a keyboard types everything (the demo's console): the
+    # flood limit of [limits] messages_per_minute protects from strangers, not from them.
+    flood_control: bool = True
 
     @abstractmethod
     async def start(self, runtime: Runtime) -> None:

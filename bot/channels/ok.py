@@ -2,9 +2,9 @@
 
 Webhooks arrive at {webhook_path}/{webhook_secret} on the shared web server (OK signs
 nothing, so the address is the secret; any other path is refused by the router). At
-start-up the bot subscribes its webhook unless OK already lists it. Each webhook is
-answered at once and handled in the background, in order; OK's retries are recognised by
-their message ids.
+start-up the bot subscribes its webhook unless OK already lists it. Each webhook is written
+to the inbox (bot/inbox.py) before OK hears 200, and handled from there, one sender's in
+order; OK's retries are recognised by their message ids at the door.
 """
 
 from __future__ import annotations
@@ -13,16 +13,15 @@ import asyncio
 import contextlib
 import json
 import math
-from collections.abc import Hashable
 from typing import Any
 
 from aiohttp import web
 from loguru import logger
 
 from bot.channels.base import Capabilities, Channel, Runtime, SendError
-from bot.channels.lanes import drain
 from bot.channels.vk_format import moment
 from bot.config import OkSection
+from bot.inbox import Accepted
 from bot.ok_api import (
     MAX_ATTACHMENTS,
     MAX_BUTTON_TEXT,
@@ -42,6 +41,7 @@ from bot.photos import PhotoUnavailable
 from bot.render import split_text
 from handlers import texts
 from handlers.messages import Incoming, Keyboard, Location, Outgoing, Photo
+from storage.models import InboxRow
 
 PLATFORM = "ok"
 LIMITS = KeyboardLimits(
@@ -56,6 +56,7 @@ START_TEXT = "Начать"
 UNREADABLE = frozenset({"VIDEO", "AUDIO", "FILE", "STICKER", "MUSIC", "CALL", "PRESENT", "SHARE"})
 SUBSCRIBE_BACKOFF_MAX = 300.0
 RAW_LOG_LIMIT = 500
+MAX_EVENT_ID = 200
 
 
 class OkChannel(Channel):
@@ -69,7 +70,6 @@ class OkChannel(Channel):
         self._route = f"{config.webhook_path.rstrip('/')}/{secret}"
         self._public_url = f"{config.webhook_url.rstrip('/')}/{secret}"
         self._runtime: Runtime | None = None
-        self._queue: asyncio.Queue[Webhook] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
         self._pages = PageMemory()
         self._answers: set[asyncio.Task[None]] = set()
@@ -79,10 +79,8 @@ class OkChannel(Channel):
     async def start(self, runtime: Runtime) -> None:
         self._runtime = runtime
         runtime.web.add_post(self._route, self._webhook)
-        self._tasks = [
-            asyncio.create_task(self._drain(), name="ok-webhooks"),
-            asyncio.create_task(self._subscribe(), name="ok-subscribe"),
-        ]
+        runtime.inbox.register(PLATFORM, self._from_inbox)
+        self._tasks = [asyncio.create_task(self._subscribe(), name="ok-subscribe")]
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -115,32 +113,53 @@ class OkChannel(Channel):
                 pause = min(pause * 2, SUBSCRIBE_BACKOFF_MAX)
 
     async def _webhook(self, request: web.Request) -> web.StreamResponse:
+        """The update written to the inbox, then 200 [DOC §2.3: within 5 s, or OK
+        redelivers]; 503 while the inbox is full. The path carries the secret, so a body
+        of a shape we do not handle is still OK's: logged by its shape and answered 200,
+        or OK would resend it for hours and may drop the subscription."""
+        assert self._runtime is not None
         try:
-            body = await request.json()
-            update = parse_webhook(body)
+            raw = await request.text()
+            body = json.loads(raw)
         except (ValueError, UnicodeDecodeError, RecursionError):
             return web.Response(status=400, text="bad request")
-        self._queue.put_nowait(update)
-        return web.Response(text="ok")  # [DOC §2.3] within 5 s, or OK redelivers
+        try:
+            update = parse_webhook(body)
+        except ValueError:
+            logger.warning(
+                "ok webhook of no known shape ignored: {}",
+                json.dumps(_shape(body), ensure_ascii=False)[:RAW_LOG_LIMIT],
+            )
+            return web.Response(text="ok")
+        event_id = update.event_id if len(update.event_id) <= MAX_EVENT_ID else None
+        accepted = await self._runtime.inbox.accept(
+            PLATFORM, "", event_id, update.sender.user_id, raw
+        )
+        if accepted is Accepted.FULL:
+            return web.Response(status=503, text="busy")
+        return web.Response(text="ok")
 
-    async def _drain(self) -> None:
-        await drain(self._queue, _sender, self._handle)
+    async def _from_inbox(self, row: InboxRow) -> None:
+        await self._handle(parse_webhook(json.loads(row.body)), row)
 
-    async def _handle(self, update: Webhook) -> None:
+    async def _handle(self, update: Webhook, row: InboxRow) -> None:
         assert self._runtime is not None
         try:
             incoming = self._normalize(update)
         except Exception as error:  # malformed in any way: dropped, the channel goes on
             logger.warning("ok webhook malformed, dropped: {}", type(error).__name__)
-            return
+            incoming = None
         if incoming is None:
+            await self._runtime.inbox.done(row)
             return
         page = self._pages.page(incoming.chat_id, incoming.payload)
         if page is not None:  # «Ещё»: the next page of the same keyboard
-            with contextlib.suppress(SendError):
-                await self._send_parts(incoming.chat_id, [texts.MORE_OPTIONS], page, [])
+            if await self._runtime.admit(incoming, inbox_id=row.id):
+                with contextlib.suppress(SendError):
+                    await self._send_parts(incoming.chat_id, [texts.MORE_OPTIONS], page, [])
+                await self._runtime.inbox.done(row)
             return
-        await self._runtime.intake(incoming)
+        await self._runtime.intake(incoming, inbox_id=row.id)
 
     def _normalize(self, update: Webhook) -> Incoming | None:
         """A webhook as the core's incoming message; None (and a warning with the raw body,
@@ -309,8 +328,3 @@ def _keyboard(keyboard: Keyboard) -> Attachment:
         for row in keyboard.rows
     ]
     return Attachment.keyboard(rows)
-
-
-def _sender(update: Webhook) -> Hashable:
-    """Who sent a webhook (its lane in lanes.drain)."""
-    return update.sender.user_id

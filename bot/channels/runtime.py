@@ -3,11 +3,12 @@ that must survive a restart, and the shared web server for webhooks."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
+from bot.inbox import Inbox
 from bot.photos import PhotoUnavailable, fetch_url
 from bot.ratelimit import RateLimiter
 from bot.web import WebServer
@@ -18,15 +19,29 @@ from storage.db import Database
 if TYPE_CHECKING:
     from bot.channels.base import Channel
 
-Intake = Callable[[Incoming], Awaitable[None]]
+
+class Intake(Protocol):
+    """Hand in one update. `inbox_id`: the inbox row it came from, marked done in the
+    transaction that handles it. Raises bot.inbox.IntakeClosed while the app stops."""
+
+    def __call__(self, message: Incoming, *, inbox_id: int | None = None) -> Awaitable[None]: ...
+
+
+class Admit(Protocol):
+    """Whether a channel may answer an update by itself (a page of «Ещё»): the flood limit
+    counts it like any other message (handlers/engine.py `Engine.admit`)."""
+
+    def __call__(self, message: Incoming, *, inbox_id: int | None = None) -> Awaitable[bool]: ...
 
 
 @dataclass
 class Runtime:
     intake: Intake
+    admit: Admit
     db: Database
     web: WebServer
     clock: Clock
+    inbox: Inbox
     channels: Mapping[str, Channel] = field(default_factory=dict)
     limiters: Mapping[str, RateLimiter] = field(default_factory=dict)
 

@@ -51,7 +51,7 @@ from loguru import logger
 from pydantic import ValidationError
 
 from bot.channels.base import Capabilities, Channel, Runtime, SendError
-from bot.channels.lanes import drain, in_sender_order
+from bot.channels.lanes import in_sender_order
 from bot.channels.telegram_format import (
     ALLOWED_UPDATES,
     INLINE_LIMITS,
@@ -62,12 +62,14 @@ from bot.channels.telegram_format import (
     reply_markup,
 )
 from bot.config import TelegramSection
+from bot.inbox import Accepted
 from bot.pagination import PageMemory, keyboard_pages
 from bot.photos import MAX_PHOTO_BYTES, PhotoUnavailable
 from bot.render import split_text, utf16_length
 from handlers import texts
 from handlers.identity import parse_identity
 from handlers.messages import Keyboard, Outgoing, Photo
+from storage.models import InboxRow
 
 OFFSET_KEY = "tg.polling.offset"
 POLL_TIMEOUT = 25  # seconds Telegram holds a getUpdates call open
@@ -104,7 +106,6 @@ class TelegramChannel(Channel):
         self._bot = Bot(config.token.get_secret_value(), session=AiohttpSession(api=server))
         self._runtime: Runtime | None = None
         self._tasks: list[asyncio.Task[None]] = []
-        self._queue: asyncio.Queue[Update] = asyncio.Queue()
         self._pages = PageMemory()
         self._answers: set[asyncio.Task[None]] = set()
 
@@ -114,7 +115,7 @@ class TelegramChannel(Channel):
         self._runtime = runtime
         if self._config.mode == "webhook":
             runtime.web.add_post(self._config.webhook_path, self._webhook)
-            self._spawn(self._drain_webhook(), "tg-webhook")
+            runtime.inbox.register(PLATFORM, self._from_inbox)
         else:
             self._spawn(self._poll_forever(), "tg-polling")
         self._spawn(self._set_up(), "tg-setup")
@@ -210,41 +211,62 @@ class TelegramChannel(Channel):
                 pause = min(pause * 2, SETUP_BACKOFF_MAX)
 
     async def _webhook(self, request: web.Request) -> web.StreamResponse:
+        """The secret checked, the update written to the inbox and only then 200 (503
+        while the inbox is full: Telegram retries)."""
+        assert self._runtime is not None
         secret = self._config.webhook_secret.get_secret_value().encode()
         given = request.headers.get(SECRET_HEADER, "").encode("utf-8", "replace")
         if not hmac.compare_digest(given, secret):
             logger.warning("telegram webhook refused: wrong or missing secret token")
             return web.Response(status=403, text="forbidden")
         try:
-            data = await request.json()
-            update = Update.model_validate(data, context={"bot": self._bot})
+            raw = await request.text()
+            update = self._update(raw)
         except (ValueError, UnicodeDecodeError, RecursionError, ValidationError):
             return web.Response(status=400, text="bad request")
-        self._queue.put_nowait(update)
+        accepted = await self._runtime.inbox.accept(
+            PLATFORM, "", f"update:{update.update_id}", str(_sender(update) or ""), raw
+        )
+        if accepted is Accepted.FULL:
+            return web.Response(status=503, text="busy")
         return web.Response(text="ok")
 
-    async def _drain_webhook(self) -> None:
-        await drain(self._queue, _sender, self._handle)
+    def _update(self, raw: str) -> Update:
+        return Update.model_validate_json(raw, context={"bot": self._bot})
 
-    async def _handle(self, update: Update) -> None:
+    async def _from_inbox(self, row: InboxRow) -> None:
+        await self._handle(self._update(row.body), row)
+
+    async def _handle(self, update: Update, row: InboxRow | None = None) -> None:
+        """One update, from getUpdates or from the inbox (`row`, marked done with it)."""
         assert self._runtime is not None
+        inbox_id = row.id if row is not None else None
         try:
             parsed = parse_update(update, self._bot.id)
         except NotForUs as reason:
             logger.debug("telegram update ignored: {}", reason)
+            await self._done(row)
             return
         except Exception as error:  # malformed in any way: dropped, the channel goes on
             logger.warning("telegram update {} is malformed, dropped: {}", update.update_id, error)
+            await self._done(row)
             return
         if parsed.callback_id is not None:
             self._answer_callback(parsed.callback_id)
         incoming = parsed.incoming
         page = self._pages.page(incoming.chat_id, incoming.payload)
         if page is not None:  # «Ещё»: the next page of the same keyboard
-            with contextlib.suppress(SendError):
-                await self._send_text(incoming.chat_id, texts.MORE_OPTIONS, page)
+            if await self._runtime.admit(incoming, inbox_id=inbox_id):
+                with contextlib.suppress(SendError):
+                    await self._send_text(incoming.chat_id, texts.MORE_OPTIONS, page)
+                await self._done(row)
             return
-        await self._runtime.intake(incoming)
+        await self._runtime.intake(incoming, inbox_id=inbox_id)
+
+    async def _done(self, row: InboxRow | None) -> None:
+        if row is not None:
+            assert self._runtime is not None
+            await self._runtime.inbox.done(row)
 
     def _answer_callback(self, callback_id: str) -> None:
         async def answer() -> None:

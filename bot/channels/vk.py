@@ -1,10 +1,11 @@
 """The VK channel: community messages through vkbottle, by Bots Long Poll or Callback API.
 
-Receiving: updates are normalized (bot/channels/vk_format.py) and handed to the app one at a
-time, in order; the long-poll `ts` is saved in the database only after its updates were
+Receiving: updates are normalized (bot/channels/vk_format.py) and handed to the app, one
+sender's in order; the long-poll `ts` is saved in the database only after its updates were
 handled, so a restart resumes where it stopped (redelivered updates are recognised by their
-event ids). Sending: messages.send with a random_id derived from the outbox row, so a resend
-after a crash is deduplicated by VK itself.
+event ids). A Callback API update is written to the inbox before VK hears «ok»
+(bot/inbox.py) and handled from there. Sending: messages.send with a random_id derived from
+the outbox row's random key, so a resend after a crash is deduplicated by VK itself.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from vkbottle import API, ABCRequestRescheduler, AiohttpClient, VKAPIError
 from vkbottle.polling import BotPolling
 
 from bot.channels.base import Capabilities, Channel, Runtime, SendError
-from bot.channels.lanes import drain, in_sender_order
+from bot.channels.lanes import in_sender_order
 from bot.channels.vk_format import (
     INLINE_LIMITS,
     MAX_ATTACHMENTS,
@@ -37,10 +38,12 @@ from bot.channels.vk_format import (
     parse_update,
 )
 from bot.config import VkSection
+from bot.inbox import Accepted
 from bot.pagination import PageMemory, keyboard_pages
 from bot.render import split_text
 from handlers import texts
 from handlers.messages import Incoming, Keyboard, Outgoing, Photo
+from storage.models import InboxRow
 
 logger.disable("vkbottle")  # it logs every request with its text: residents' words, phones
 
@@ -50,6 +53,8 @@ NAME_CACHE = 10_000
 USERS_PER_CALL = 1000  # users.get takes up to 1000 ids
 REQUEST_TIMEOUT = aiohttp.ClientTimeout(total=30)
 RESTART_BACKOFF_MAX = 60.0
+MAX_CHUNKS = 1024  # parts of one message, within one random_id key
+MAX_EVENT_ID = 128  # VK's are 40 hex digits; a longer one is kept without deduplication
 
 
 class _BadResponse(Exception):
@@ -93,7 +98,6 @@ class VkChannel(Channel):
         self._api.API_URL = config.api_url if config.api_url.endswith("/") else config.api_url + "/"
         self._runtime: Runtime | None = None
         self._task: asyncio.Task[None] | None = None
-        self._queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self._names: OrderedDict[int, str] = OrderedDict()
         self._pages = PageMemory()
         self._acks: set[asyncio.Task[None]] = set()
@@ -104,7 +108,7 @@ class VkChannel(Channel):
         self._runtime = runtime
         if self._config.mode == "callback":
             runtime.web.add_post(self._config.callback_path, self._callback)
-            self._task = asyncio.create_task(self._drain_callbacks(), name="vk-callback")
+            runtime.inbox.register(PLATFORM, self._from_inbox)
         else:
             self._task = asyncio.create_task(self._poll_forever(), name="vk-longpoll")
 
@@ -145,10 +149,12 @@ class VkChannel(Channel):
                 pause = min(pause * 2, RESTART_BACKOFF_MAX)
 
     async def _callback(self, request: web.Request) -> web.StreamResponse:
-        """Callback API: the confirmation handshake, the secret checked, «ok» answered at
-        once and the update handled in the background, in arrival order."""
+        """Callback API: the confirmation handshake, the secret checked, the update written
+        to the inbox and only then «ok» (503 while the inbox is full: VK retries)."""
+        assert self._runtime is not None
         try:
-            body = await request.json()
+            raw = await request.text()
+            body = json.loads(raw)
         except (ValueError, UnicodeDecodeError, RecursionError):
             return web.Response(status=400, text="bad request")
         if not isinstance(body, dict) or not isinstance(body.get("type"), str):
@@ -162,7 +168,11 @@ class VkChannel(Channel):
         if body["type"] == "confirmation":
             logger.info("vk callback server confirmed")
             return web.Response(text=self._config.confirmation_code)
-        self._queue.put_nowait(body)
+        accepted = await self._runtime.inbox.accept(
+            PLATFORM, "", _event_id(body), _sender_key(body), raw
+        )
+        if accepted is Accepted.FULL:
+            return web.Response(status=503, text="busy")
         return web.Response(text="ok")
 
     def _secret_ok(self, body: dict[str, Any]) -> bool:
@@ -174,17 +184,20 @@ class VkChannel(Channel):
             given.encode("utf-8", "replace"), secret.encode()
         )
 
-    async def _drain_callbacks(self) -> None:
-        await drain(self._queue, _sender, self._handle)
+    async def _from_inbox(self, row: InboxRow) -> None:
+        await self._handle(json.loads(row.body), row)
 
-    async def _handle(self, update: Any) -> None:
+    async def _handle(self, update: Any, row: InboxRow | None = None) -> None:
+        """One update, from a long poll or from the inbox (`row`, marked done with it)."""
         assert self._runtime is not None
+        inbox_id = row.id if row is not None else None
         try:
             if not isinstance(update, dict):
                 raise TypeError("update is not an object")
             parsed = parse_update(update)
         except NotForUs as reason:
             logger.debug("vk update ignored: {}", reason)
+            await self._done(row)
             return
         except Exception as error:  # malformed in any way (also OverflowError, OSError)
             logger.warning(
@@ -192,16 +205,24 @@ class VkChannel(Channel):
                 update.get("type") if isinstance(update, dict) else None,
                 error,
             )
+            await self._done(row)
             return
         if parsed.callback_event_id is not None:
             self._acknowledge(parsed.callback_event_id, parsed.user_id, parsed.peer_id)
         incoming = parsed.incoming
         page = self._pages.page(incoming.chat_id, incoming.payload)
         if page is not None:  # «Ещё»: the next page of the same keyboard, no dialogue step
-            await self._send_keyboard_page(incoming.chat_id, page)
+            if await self._runtime.admit(incoming, inbox_id=inbox_id):
+                await self._send_keyboard_page(incoming.chat_id, page)
+                await self._done(row)
             return
         name = await self._name(parsed.user_id)
-        await self._runtime.intake(_with_name(incoming, name))
+        await self._runtime.intake(_with_name(incoming, name), inbox_id=inbox_id)
+
+    async def _done(self, row: InboxRow | None) -> None:
+        if row is not None:
+            assert self._runtime is not None
+            await self._runtime.inbox.done(row)
 
     def _acknowledge(self, event_id: str, user_id: int, peer_id: int) -> None:
         """Stop the callback button's spinner (messages.sendMessageEventAnswer)."""
@@ -353,12 +374,14 @@ class VkChannel(Channel):
             return None
 
 
-def random_id(outbox_id: int | None, chunk: int) -> int:
+def random_id(send_key: int | None, chunk: int) -> int:
     """VK's idempotency key (§1.6): the same outbox row and chunk always give the same
-    non-zero number, so a resend after a crash is not shown twice. 0 = no deduplication."""
-    if outbox_id is None:
+    non-zero number, so a resend after a crash is not shown twice; 0 = no deduplication.
+    `send_key` is the row's random key (storage/outbox.py), not its id: ids are handed out
+    again after a database is restored from a backup, and VK checks the whole history."""
+    if send_key is None:
         return 0
-    return outbox_id * 1000 + chunk + 1
+    return send_key * MAX_CHUNKS + chunk % MAX_CHUNKS + 1
 
 
 def _senders(updates: list[Any]) -> list[int]:
@@ -379,3 +402,18 @@ def _sender(update: Any) -> Hashable:
     found = update["object"]
     sender: Hashable = found.get("message", found).get("from_id") or found.get("user_id")
     return sender
+
+
+def _sender_key(update: Any) -> str:
+    """The sender as the inbox keeps it; '' if the update does not say."""
+    try:
+        return str(_sender(update) or "")
+    except Exception:  # malformed: its handler will say so
+        return ""
+
+
+def _event_id(update: dict[str, Any]) -> str | None:
+    """The Callback API's id of the event (the same on VK's retries), if it has one."""
+    event_id = update.get("event_id")
+    ok = isinstance(event_id, str) and 0 < len(event_id) <= MAX_EVENT_ID
+    return event_id if ok else None

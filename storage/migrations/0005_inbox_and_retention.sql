@@ -19,6 +19,7 @@ CREATE INDEX inbox_done ON inbox (done_at) WHERE done_at IS NOT NULL;
 
 -- A random key per outbox row: VK's random_id, unique across database restores.
 ALTER TABLE outbox ADD COLUMN send_key INTEGER;
+UPDATE outbox SET send_key = abs(random() % 4503599627370496) + 1;
 
 -- Retention sweeps by age.
 CREATE INDEX processed_events_by_age ON processed_events (processed_at);
