@@ -3,7 +3,6 @@ Bot API on 127.0.0.1 that also posts webhooks to the bot (issue «Odnoklassniki 
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -165,8 +164,11 @@ async def test_an_existing_subscription_is_kept(tmp_path: Path, fake: FakeOK, cl
     bot = OkBot(fake, ok_config(tmp_path, fake), clock)
     await bot.start()
     try:
-        await fake.wait_for(lambda: bool(fake.calls_of("/me/subscriptions")))
-        await asyncio.sleep(0.1)
+        channel = bot.app.channels["ok"]
+        assert isinstance(channel, OkChannel)
+        [subscribing] = channel._tasks
+        await fake.wait_for(subscribing.done, what="the subscription step to end")
+        assert fake.calls_of("/me/subscriptions")
         assert fake.calls_of("/me/subscribe") == []
         assert len(fake.subscriptions) == 1
     finally:
@@ -266,7 +268,6 @@ async def test_send_errors_are_classified(
     ok.fake.fail_method("/messages/", code, **error)
     await ok.fake.deliver(ok.fake.message_created(RESIDENT, "Ещё раз"), ok.webhook_url)
     await ok.fake.wait_for(lambda: len(ok.fake.calls_of("/messages/")) >= 2)
-    await asyncio.sleep(0.05)
     await ok.app.settle()
     async with ok.app.db.transaction() as tx:
         pending, failed = await tx.outbox.count("pending"), await tx.outbox.count("failed")
@@ -296,9 +297,9 @@ async def test_k_passing_failures_then_exactly_one_delivery(ok: OkBot) -> None:
     await ok.fake.deliver(ok.fake.message_created(RESIDENT, "Ещё раз"), ok.webhook_url)
     await ok.fake.wait_for(lambda: len(ok.fake.calls_of("/messages/")) >= 2)
     for _ in range(4):  # each retry falls due when the (test) clock says so
-        await asyncio.sleep(0.05)
+        await ok.app.settle()
         ok.clock.advance(minutes=5)
-        await ok.app.delivery.drain()
+    await ok.app.settle()
     assert len(resident.inbox) == seen + 1  # delivered, exactly once
     assert len(ok.fake.calls_of("/messages/")) == 1 + 3 + 1  # greeting, 3 failures, success
     async with ok.app.db.transaction() as tx:

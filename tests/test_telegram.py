@@ -3,7 +3,6 @@ on 127.0.0.1, the real app on a SQLite file (SPEC §3 `tg` row, issue «Telegram
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -211,7 +210,8 @@ async def test_stickers_and_groups(tg: TgBot) -> None:
     assert texts.HINT_UNSUPPORTED in (replies[0].text or "")
     before = len(tg.fake.sent)
     tg.fake.message(RESIDENT, "Привет всем", chat_type="group")
-    await asyncio.sleep(0.3)
+    # The bot confirms an update (asks for the next offset) only once it is handled.
+    await tg.fake.wait_for(lambda: not tg.fake.pending_updates(), what="the update confirmed")
     await tg.app.settle()
     assert len(tg.fake.sent) == before  # group chats are not residents' chats
 
@@ -231,8 +231,7 @@ async def test_retry_after_is_honoured(tg: TgBot) -> None:
     tg.fake.fail_method("sendMessage", 429, retry_after=30)
     tg.fake.message(RESIDENT, "Здравствуйте")
     await tg.fake.wait_for(lambda: bool(tg.fake.calls_of("sendMessage")))
-    await asyncio.sleep(0.1)
-    await tg.app.settle()
+    await tg.app.settle()  # the failed send is recorded with its retry time
     assert resident.inbox == []
     tg.clock.advance(seconds=25)  # backoff alone would be due by now; retry_after is not
     await tg.app.delivery.drain()
@@ -274,14 +273,13 @@ async def test_webhook_mode(tmp_path: Path, fake: FakeTelegram, clock: Clock) ->
         for secret in (None, "wrong"):
             status, _ = await fake.post_webhook(bot.webhook_url, update, secret)
             assert status == 403
-        await asyncio.sleep(0.1)
+        await bot.app.settle()  # a 403 stored nothing: nothing to handle, nothing sent
         assert fake.messages_to(RESIDENT) == []
         resident = bot.person(RESIDENT)
         replies = await resident.say("Подать обращение")
         assert "Согласие" in (replies[0].text or "")
         status, _ = await fake.post_webhook(bot.webhook_url, update, SECRET)  # a retry
         assert status == 200
-        await asyncio.sleep(0.1)
         await bot.app.settle()
         assert len(fake.messages_to(RESIDENT)) == 2  # the first update once, nothing more
         assert fake.calls_of("getUpdates") == []

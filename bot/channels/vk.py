@@ -131,8 +131,8 @@ class VkChannel(Channel):
         pause = 1.0
         while True:
             polling = _Polling(api=self._api, group_id=self._config.group_id, wait=25)
-            polling.saved_ts = await self._runtime.load(TS_KEY)
             try:
+                polling.saved_ts = await self._runtime.load(TS_KEY) or await self._first_ts()
                 async for event in polling.listen():
                     pause = 1.0
                     updates = event.get("updates") or []
@@ -147,6 +147,17 @@ class VkChannel(Channel):
                 )
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, RESTART_BACKOFF_MAX)
+
+    async def _first_ts(self) -> str:
+        """The stream's position at the very first start, saved before anything is fetched:
+        a restart before the first batch was handled must not begin at "now" and skip it."""
+        assert self._runtime is not None
+        server = await self._api.request(
+            "groups.getLongPollServer", {"group_id": self._config.group_id}
+        )
+        ts = str(server["response"]["ts"])
+        await self._runtime.save(TS_KEY, ts)
+        return ts
 
     async def _callback(self, request: web.Request) -> web.StreamResponse:
         """Callback API: the confirmation handshake, the secret checked, the update written
