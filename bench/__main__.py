@@ -23,10 +23,33 @@ BENCHMARKS: dict[str, Callable[[Sequence[str]], int]] = {
     "pipeline": _program("bench.pipeline"),
 }
 
+DESCRIPTIONS: dict[str, str] = {
+    "report": "the yearly report over a generated year of appeals",
+    "startup": "start-up time of the demo and of the bot",
+    "memory": "resident memory as residents and appeals grow",
+    "burst": "bursts of answers against the messengers' send limits",
+    "pipeline": "the whole pipeline against the bare framework",
+}
+
+USAGE = f"usage: python -m bench {{{'|'.join(BENCHMARKS)}}} [options]"
+
+
+def help_text() -> str:
+    width = max(map(len, BENCHMARKS))
+    lines = [USAGE, "", "Run one benchmark (bench/RESULTS.md has the latest results).", ""]
+    lines += [f"  {name:<{width}}  {DESCRIPTIONS[name]}" for name in BENCHMARKS]
+    lines += ["", "python -m bench NAME --help lists the options of one benchmark."]
+    return "\n".join(lines)
+
 
 def main(argv: Sequence[str]) -> int:
+    if argv and argv[0] in ("-h", "--help"):
+        print(help_text())
+        return 0
     if not argv or argv[0] not in BENCHMARKS:
-        print(f"usage: python -m bench {{{'|'.join(BENCHMARKS)}}} [options]", file=sys.stderr)
+        print(USAGE, file=sys.stderr)
+        if argv:
+            print(f"error: no benchmark called {argv[0]!r}", file=sys.stderr)
         return 2
     return BENCHMARKS[argv[0]](argv[1:])
 

@@ -12,10 +12,13 @@ import contextlib
 import csv
 import gc
 import json
+import os
 import signal
+import sqlite3
 import sys
+import tempfile
 from collections.abc import Iterator, Sequence
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TextIO
 
@@ -23,7 +26,11 @@ from bot.config import Config, ConfigError, load_config
 from bot.logs import setup_logging
 from handlers.chart import ChartUnavailable, draw_chart, require_matplotlib
 from handlers.figures import (
+    FIRST_DAY,
+    LAST_DAY,
+    PeriodError,
     Titles,
+    check_day,
     month_bounds,
     period_bounds,
     register_header,
@@ -33,9 +40,15 @@ from handlers.figures import (
     report_text,
 )
 from handlers.staff_args import parse_date
+from storage.migrate import available_migrations
 from storage.reports import ReportError, ReportQueries, connect_read_only
 
 DEFAULT_CONFIG = "config.toml"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+# How the README installs the optional chart extra: from the checkout.
+CHART_INSTALL = "pip install -e '.[chart]' in the appeals-bot checkout (or pip install matplotlib)"
+# The shell's code for a process whose reader went away (128 + SIGPIPE): `export | head`.
+BROKEN_PIPE_EXIT = 141
 
 
 def example_config_path() -> Path:
@@ -61,12 +74,12 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also talk to the bot in this terminal (as a resident)",
     )
-    run.add_argument("--log-level", default="INFO")
+    _add_log_level(run, "INFO")
 
     demo = commands.add_parser("demo", help="the whole product in this terminal, no tokens")
     demo.add_argument("--db", type=Path, help="keep the database in this file between runs")
     demo.add_argument("--config", type=Path, help="configuration (default: the example)")
-    demo.add_argument("--log-level", default="WARNING")
+    _add_log_level(demo, "WARNING")
 
     check = commands.add_parser("check-config", help="validate a configuration file")
     check.add_argument("--config", default=DEFAULT_CONFIG)
@@ -88,6 +101,18 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_log_level(parser: argparse.ArgumentParser, default: str) -> None:
+    parser.add_argument(
+        "--log-level",
+        type=str.upper,
+        choices=LOG_LEVELS,
+        default=default,
+        metavar="LEVEL",
+        help=f"what to log on standard error: {', '.join(LOG_LEVELS)} "
+        f"(any case; default: {default})",
+    )
+
+
 def _add_source_and_output(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--config",
@@ -101,15 +126,20 @@ def _add_source_and_output(parser: argparse.ArgumentParser) -> None:
         "--delimiter",
         choices=(";", ","),
         default=";",
-        help="CSV field separator (default ';', as Excel expects in Russian)",
+        metavar="CHAR",
+        help="CSV field separator: ';' (the default, as Excel expects in Russian) or ','",
     )
 
 
 def _date(text: str) -> date:
     try:
-        return parse_date(text)
+        return check_day(parse_date(text))
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
+    except PeriodError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is outside the dates reports cover ({FIRST_DAY} to {LAST_DAY})"
+        ) from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -117,6 +147,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "check-config":
             config = load_config(args.config)
+            _check_storage(args.config, config)
             print(
                 f"{args.config}: OK ({len(config.settlements)} settlements, "
                 f"{len(config.categories)} categories)"
@@ -124,18 +155,98 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command == "run":
             setup_logging(args.log_level)
-            return asyncio.run(_run(load_config(args.config), console=args.console))
+            config = load_config(args.config)
+            _check_storage(args.config, config)
+            return asyncio.run(_run(config, console=args.console))
         if args.command == "demo":
             setup_logging(args.log_level)
             return _demo(args.config or example_config_path(), args.db)
         if args.command in ("report", "export"):
             return asyncio.run(_report(args) if args.command == "report" else _export(args))
     except ConfigError as error:
+        # Every problem, one line each: fixing a file one problem per run is no way to work.
+        for problem in error.problems:
+            print(f"error: {ConfigError(error.path, [problem])}", file=sys.stderr)
+        return 1
+    except _Failed as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
+    except BrokenPipeError:
+        return _reader_went_away()
     except KeyboardInterrupt:
         return 130
     return 2
+
+
+class _Failed(Exception):
+    """A command cannot do its work; the text is the one line to print after `error: `."""
+
+
+def _reader_went_away() -> int:
+    """Standard output's reader closed it (`export | head -2`): stop quietly. Standard output
+    is pointed at /dev/null, or Python's own flush at exit would complain about it."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    return BROKEN_PIPE_EXIT
+
+
+# --- the database file of `run` and `demo` -----------------------------------------------
+
+
+def database_problem(path: Path) -> str | None:
+    """Why the bot cannot keep its appeals in this file, or None. A file that does not exist
+    yet is fine when its folder does: the bot creates it. An existing one is only read here
+    (read-only), never changed."""
+    folder = path.parent
+    if not folder.exists():
+        return f"the folder {folder} does not exist"
+    if not folder.is_dir():
+        return f"{folder} is not a folder"
+    if path.is_dir():
+        return "is a directory, not a database file"
+    if not path.exists():
+        if not os.access(folder, os.W_OK | os.X_OK):
+            return f"cannot create the database file in {folder}: permission denied"
+        return None
+    try:
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=5)
+    except sqlite3.Error as error:
+        return f"cannot open the database ({error})"
+    try:
+        version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+        tables = int(
+            conn.execute(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table'"
+                " AND name NOT LIKE 'sqlite_%'"
+            ).fetchone()[0]
+        )
+    except sqlite3.OperationalError as error:
+        if "locked" in str(error) or "busy" in str(error):
+            return None  # another process writes it: the bot waits for its turn
+        return f"not an appeals-bot database ({error})"
+    except sqlite3.Error as error:
+        return f"not an appeals-bot database ({error})"
+    finally:
+        conn.close()
+    newest = len(available_migrations())
+    if version == 0 and tables:
+        return "not an appeals-bot database (it holds another program's tables)"
+    if version > newest:
+        return (
+            f"database schema version {version} is newer than this appeals-bot knows "
+            f"({newest}); use a newer appeals-bot"
+        )
+    return None
+
+
+def _check_storage(config_path: str | Path, config: Config) -> None:
+    """check-config and run: the configured database must be usable (ConfigError if not)."""
+    path = config.storage.sqlite_path
+    problem = database_problem(path)
+    if problem is not None:
+        raise ConfigError(config_path, [f"storage.url: {path}: {problem}"])
 
 
 def _demo(config_path: Path, db: Path | None) -> int:
@@ -143,6 +254,10 @@ def _demo(config_path: Path, db: Path | None) -> int:
     from handlers import texts
 
     config = load_config(config_path)
+    if db is not None:
+        problem = database_problem(db)
+        if problem is not None:
+            raise _Failed(f"{db}: {problem}")
     with DemoDatabase(db) as database:
         print(texts.DEMO_INTRO)
         if database.kept:
@@ -174,11 +289,16 @@ async def _run(config: Config, *, console: bool, channels_from_config: bool = Tr
     app = App(config, channels)
     if console_channel is not None:
         console_channel.settle = app.settle
+        console_channel.settlements = {s.code: s.title for s in config.settlements}
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    await app.start()
+    try:
+        await app.start()
+    except sqlite3.Error as error:  # what database_problem could not foresee
+        await app.stop(grace_seconds=0)
+        raise _Failed(f"{config.storage.sqlite_path}: cannot use the database ({error})") from None
     # Everything built so far (the libraries' modules, models and schemas: hundreds of
     # thousands of objects) lives as long as the process; frozen, the garbage collector
     # stops walking them on every full pass (bench/RESULTS.md).
@@ -201,10 +321,6 @@ async def _run(config: Config, *, console: bool, channels_from_config: bool = Tr
 # --- report and export (SPEC §9) ---------------------------------------------------------
 
 
-class _Failed(Exception):
-    """A report or export cannot be made; the text is the one line to print."""
-
-
 def _source(args: argparse.Namespace) -> tuple[Path, Titles]:
     """The database to read and the deployment's titles: from --config, or, with only
     --db, the example configuration's titles (the district's categories and settlements)."""
@@ -224,21 +340,53 @@ def _source(args: argparse.Namespace) -> tuple[Path, Titles]:
     return (args.db if args.db is not None else config.storage.sqlite_path), titles
 
 
+def _check_target(option: str, path: Path | None, db: Path) -> None:
+    """A file to write (--output, --chart) must be writable before any work starts, and
+    must not be the database itself."""
+    if path is None:
+        return
+    folder = path.parent
+    if not folder.is_dir():
+        what = "does not exist" if not folder.exists() else "is not a folder"
+        raise _Failed(f"{option} {path}: the folder {folder} {what}")
+    if path.is_dir():
+        raise _Failed(f"{option} {path}: is a directory; give a file name")
+    if path.exists() and db.exists() and path.resolve() == db.resolve():
+        raise _Failed(f"{option} {path}: is the database itself")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise _Failed(f"{option} {path}: cannot write into {folder}: permission denied")
+
+
+def _write_failed(path: Path, error: OSError) -> _Failed:
+    return _Failed(f"{path}: cannot write: {error.strerror or error}")
+
+
 @contextlib.contextmanager
 def _output(path: Path | None, *, bom: bool) -> Iterator[TextIO]:
-    """Standard output, or the file (written beside it first, then renamed into place, so
-    an interrupted export never leaves half a file under the real name). CSV gets a BOM:
-    Excel then reads the file as UTF-8 and shows Cyrillic."""
+    """Standard output, or the file. A file is written under a temporary name beside it
+    (created afresh, readable by its owner only: the register holds names and phones) and
+    renamed into place when complete; whatever fails, the temporary file is removed, so
+    neither half a file under the real name nor a stray copy of the data is left behind.
+    CSV gets a BOM: Excel then reads the file as UTF-8 and shows Cyrillic."""
     if path is None:
         if bom:
             sys.stdout.write("\ufeff")
         yield sys.stdout
         sys.stdout.flush()
         return
-    partial = path.with_name(path.name + ".partial")
-    with partial.open("w", encoding="utf-8-sig" if bom else "utf-8", newline="") as stream:
-        yield stream
-    partial.replace(path)
+    try:
+        handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    except OSError as error:
+        raise _write_failed(path, error) from None
+    partial = Path(name)
+    try:
+        with open(handle, "w", encoding="utf-8-sig" if bom else "utf-8", newline="") as stream:
+            yield stream
+        partial.replace(path)
+    except OSError as error:
+        raise _write_failed(path, error) from None
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 async def _report(args: argparse.Namespace) -> int:
@@ -251,6 +399,8 @@ async def _report(args: argparse.Namespace) -> int:
             raise _Failed(f"--from {start} is after --to {end}")
         if args.chart is not None:
             require_matplotlib()
+        _check_target("--output", args.output, db)
+        _check_target("--chart", args.chart, db)
         since, until = period_bounds(start, end, titles.timezone)
         months = month_bounds(start, end, titles.timezone) if args.chart else []
         conn = await connect_read_only(db)
@@ -260,9 +410,10 @@ async def _report(args: argparse.Namespace) -> int:
             monthly = await queries.months([(s, u) for _, s, u in months])
         finally:
             await conn.close()
-    except (ReportError, ChartUnavailable, _Failed) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+    except ChartUnavailable:
+        raise _Failed(f"a chart needs matplotlib: {CHART_INSTALL}") from None
+    except ReportError as error:
+        raise _Failed(str(error)) from None
     with _output(args.output, bom=args.format == "csv") as stream:
         if args.format == "text":
             stream.write(report_text(titles, figures, start, end))
@@ -274,32 +425,37 @@ async def _report(args: argparse.Namespace) -> int:
             rows = report_rows(titles, figures, start, end, decimal=decimal)
             csv.writer(stream, delimiter=args.delimiter).writerows(rows)
     if args.chart is not None:
-        draw_chart(
-            titles,
-            [(m[0], f) for m, f in zip(months, monthly, strict=True)],
-            start,
-            end,
-            args.chart,
-        )
+        try:
+            draw_chart(
+                titles,
+                [(m[0], f) for m, f in zip(months, monthly, strict=True)],
+                start,
+                end,
+                args.chart,
+            )
+        except OSError as error:
+            raise _write_failed(args.chart, error) from None
         print(f"chart: {args.chart}", file=sys.stderr)
     return 0
 
 
 async def _export(args: argparse.Namespace) -> int:
     db, titles = _source(args)
+    _check_target("--output", args.output, db)
     try:
         conn = await connect_read_only(db)
     except ReportError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+        raise _Failed(str(error)) from None
+    now = datetime.now(UTC)
     count = 0
     try:
         with _output(args.output, bom=True) as stream:
             writer = csv.writer(stream, delimiter=args.delimiter)
             writer.writerow(register_header())
-            async for batch in ReportQueries(conn).register():
-                writer.writerows(register_row(titles, row) for row in batch)
-                count += len(batch)
+            async with contextlib.aclosing(ReportQueries(conn).register()) as batches:
+                async for batch in batches:
+                    writer.writerows(register_row(titles, row, now) for row in batch)
+                    count += len(batch)
     finally:
         await conn.close()
     if args.output is not None:

@@ -16,6 +16,12 @@ Decisions worth knowing:
   secrets) apply only when that channel is ``enabled``; switching a channel off never
   requires clearing its other keys. Path keys must start with "/" whether or not the
   channel is enabled.
+* Types are strict for the TOML file: ``port = "8080"`` or ``enabled = "yes"`` is an
+  error, not a silent conversion. Environment values are always text; with ``strict`` set
+  on the settings model, pydantic-settings (2.12 and later) converts each one by its key's
+  type before validation, so ``APPEALS_WEB__PORT=8080`` keeps working.
+* Every problem is collected, not only the first: the catalogue checks (duplicate codes and
+  titles) are field validators, so they report even when another section is wrong too.
 * Error messages never echo a value that may be secret (tokens, secrets, storage URLs).
 * The models are not frozen; use ``model_copy(update=...)`` to derive a changed config.
 """
@@ -36,6 +42,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -123,6 +130,11 @@ def _dotted(loc: Sequence[str | int]) -> str:
 # --- reusable value checks -------------------------------------------------------------
 
 
+def _title_key(title: str) -> str:
+    """A title as a resident's typing matches it: case, ё/е and spacing do not count."""
+    return " ".join(title.casefold().replace("ё", "е").split())
+
+
 def _check_identity(value: str) -> str:
     parse_identity(value)
     return value
@@ -179,9 +191,12 @@ def _secret_is_set(secret: SecretStr) -> bool:
 
 
 class _Section(BaseModel):
-    """Base of every TOML table: an unknown (misspelt) key is an error, not ignored."""
+    """Base of every TOML table: an unknown (misspelt) key is an error, not ignored, and a
+    value of the wrong TOML type (``port = "8080"``, ``enabled = "yes"``) is an error, not
+    converted. Environment values are text by nature: pydantic-settings converts them by the
+    key's type before this strict validation (``strict`` in :class:`Config`)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class BotSection(_Section):
@@ -236,6 +251,9 @@ class WebSection(_Section):
 
     host: NonBlankStr = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)  # 0: any free port (tests)
+    # Webhook updates accepted but not yet handled, at most; past it a webhook gets 503 and
+    # the platform delivers it again later (SPEC §7).
+    inbox_limit: int = Field(default=10_000, ge=1)
 
 
 class SlaSection(_Section):
@@ -286,6 +304,14 @@ class DeliverySection(_Section):
 
     max_attempts: int = Field(default=10, ge=1)
     max_backoff_seconds: float = Field(default=60, gt=0)
+
+
+class RetentionSection(_Section):
+    """``[retention]``: how long records that are needed only for a while are kept (SPEC §7)."""
+
+    events_days: int = Field(default=30, ge=1)  # processed event ids, handled webhooks
+    sent_days: int = Field(default=90, ge=1)  # sent messages and their ids (quote-replies)
+    personal_data_years: int = Field(default=5, ge=1)  # of appeals closed this long ago
 
 
 class VkSection(_Section):
@@ -425,6 +451,10 @@ class Config(BaseSettings):
         env_nested_delimiter=ENV_NESTED_DELIMITER,
         case_sensitive=False,
         extra="forbid",
+        # Strict types for the TOML file and keyword arguments. With strict on, the
+        # environment source converts each APPEALS_* string by the key's type first
+        # (APPEALS_WEB__PORT=8080 is 8080), so the environment keeps working.
+        strict=True,
     )
 
     bot: BotSection
@@ -433,12 +463,13 @@ class Config(BaseSettings):
     sla: SlaSection = Field(default_factory=SlaSection)
     limits: LimitsSection = Field(default_factory=LimitsSection)
     delivery: DeliverySection = Field(default_factory=DeliverySection)
+    retention: RetentionSection = Field(default_factory=RetentionSection)
     vk: VkSection = Field(default_factory=VkSection)
     telegram: TelegramSection = Field(default_factory=TelegramSection)
     ok: OkSection = Field(default_factory=OkSection)
     moderators: ModeratorsSection = Field(default_factory=ModeratorsSection)
-    categories: list[Category] = Field(default_factory=list)
-    settlements: list[Settlement] = Field(default_factory=list)
+    categories: list[Category] = Field(default_factory=list, validate_default=True)
+    settlements: list[Settlement] = Field(default_factory=list, validate_default=True)
 
     @classmethod
     def settings_customise_sources(
@@ -456,29 +487,26 @@ class Config(BaseSettings):
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_path))
         return tuple(sources)
 
-    @model_validator(mode="after")
-    def _catalogues(self) -> Self:
+    @field_validator("categories", "settlements")
+    @classmethod
+    def _catalogue(
+        cls, entries: Sequence[Category | Settlement], info: ValidationInfo
+    ) -> Sequence[Category | Settlement]:
+        # A field validator, not a model one: it runs, and reports, even when other
+        # sections have problems of their own, so check-config lists everything at once.
+        section = info.field_name or ""
+        kind = "category" if section == "categories" else "settlement"
         problems: list[tuple[Loc, str]] = []
-        if not self.categories:
-            problems.append((("categories",), "at least one [[categories]] entry is required"))
-        if not self.settlements:
-            problems.append((("settlements",), "at least one [[settlements]] entry is required"))
+        if not entries:
+            problems.append(((), f"at least one [[{section}]] entry is required"))
         seen: set[str] = set()
-        for i, category in enumerate(self.categories):
-            if category.code in seen:
-                problems.append(
-                    (("categories", i, "code"), f"duplicate category code {category.code!r}")
-                )
-            seen.add(category.code)
-        seen = set()
-        for i, settlement in enumerate(self.settlements):
-            if settlement.code in seen:
-                problems.append(
-                    (("settlements", i, "code"), f"duplicate settlement code {settlement.code!r}")
-                )
-            seen.add(settlement.code)
+        for i, entry in enumerate(entries):
+            if entry.code in seen:
+                problems.append(((i, "code"), f"duplicate {kind} code {entry.code!r}"))
+            seen.add(entry.code)
+        problems += _duplicate_titles(section, [entry.title for entry in entries])
         _raise_problems(problems)
-        return self
+        return entries
 
     def find_settlement(self, code: str) -> Settlement | None:
         """The settlement with this code, or None."""
@@ -489,6 +517,24 @@ class Config(BaseSettings):
         return next((c for c in self.categories if c.code == code), None)
 
 
+def _duplicate_titles(section: str, titles: Sequence[str]) -> list[tuple[Loc, str]]:
+    """A resident picks a category or a settlement by typing its title: two titles alike
+    (case, ё/е and spacing aside) would always give the first."""
+    problems: list[tuple[Loc, str]] = []
+    first: dict[str, int] = {}
+    for i, title in enumerate(titles):
+        index = first.setdefault(_title_key(title), i)
+        if index != i:
+            problems.append(
+                (
+                    (i, "title"),
+                    f"title {title!r} is already used by {section}[{index}] "
+                    "(residents pick by typing the title, so titles must differ)",
+                )
+            )
+    return problems
+
+
 # --- loading -----------------------------------------------------------------------------
 
 
@@ -497,7 +543,8 @@ class ConfigError(Exception):
 
     ``str()`` is one line: ``<path>: <dotted.key>: <problem>`` for the first problem, plus
     `` (and N more problems)`` when there are several. ``problems`` holds every problem as
-    ``<dotted.key>: <problem>`` (or a whole-file problem such as ``file not found``).
+    ``<dotted.key>: <problem>`` (or a whole-file problem such as ``file not found``); the
+    command line prints each of them on a line of its own.
     """
 
     def __init__(self, path: str | Path, problems: Sequence[str]) -> None:
@@ -610,8 +657,19 @@ def _validation_problems(exc: ValidationError) -> list[str]:
             text = str(error["msg"])
             for prefix in ("Value error, ", "Assertion failed, "):
                 text = text.removeprefix(prefix)
+            if kind in _QUOTED_HINTS and isinstance(error.get("input"), str) and not _env_hint(loc):
+                text += f" (got the string {error['input']!r}; {_QUOTED_HINTS[kind]})"
             problems.append(_keyed(loc, text))
     return problems
+
+
+# A TOML value of the wrong type that was written in quotes: what to write instead. Strict
+# types (see _Section) turn `port = "8080"` into an error instead of a silent conversion.
+_QUOTED_HINTS = {
+    "int_type": "write a whole number, without quotes",
+    "float_type": "write a number, without quotes",
+    "bool_type": "write true or false, without quotes",
+}
 
 
 def _keyed(loc: Loc, text: str) -> str:

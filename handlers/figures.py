@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 from handlers import texts
 from handlers.formatting import local_time
 from handlers.settings import HandlerSettings
+from handlers.staff_args import UsageError
 from storage.reports import Counts, Figures, RegisterRow
 
 TOP_CATEGORIES = 3
@@ -64,9 +65,39 @@ class Titles:
 
 # --- periods -------------------------------------------------------------------------------
 
+# The days a period may name. Outside them a local midnight may not exist in UTC
+# (0001-01-01 east of Greenwich, the day after 9999-12-31) and a year of fewer than four
+# digits would not sort as stored text; nobody means them.
+FIRST_DAY = date(1900, 1, 1)
+LAST_DAY = date(2999, 12, 31)
+
+
+class PeriodError(UsageError):
+    """A date outside FIRST_DAY..LAST_DAY; the text is for the person who typed it. A
+    UsageError, so /stats answers it with its usage line like any other bad date."""
+
+
+def day_text(day: date) -> str:
+    """ДД.ММ.ГГГГ with a four-digit year even for year 1 (strftime may drop the zeros)."""
+    return f"{day.day:02}.{day.month:02}.{day.year:04}"
+
+
+def check_day(day: date) -> date:
+    """The day itself when a period may name it; PeriodError otherwise."""
+    if not FIRST_DAY <= day <= LAST_DAY:
+        raise PeriodError(
+            texts.DATE_OUT_OF_RANGE.format(
+                text=day_text(day), first=day_text(FIRST_DAY), last=day_text(LAST_DAY)
+            )
+        )
+    return day
+
 
 def period_bounds(start: date, end: date, tz: ZoneInfo) -> tuple[datetime, datetime]:
-    """[start, end] in local days → [since, until) in UTC."""
+    """[start, end] in local days → [since, until) in UTC. PeriodError for a day outside
+    FIRST_DAY..LAST_DAY."""
+    check_day(start)
+    check_day(end)
     since = datetime.combine(start, time(), tz).astimezone(UTC)
     until = datetime.combine(end + timedelta(days=1), time(), tz).astimezone(UTC)
     return since, until
@@ -340,11 +371,11 @@ def register_header() -> list[str]:
     return list(texts.REGISTER_HEADER)
 
 
-def register_row(titles: Titles, row: RegisterRow) -> list[str]:
+def register_row(titles: Titles, row: RegisterRow, now: datetime) -> list[str]:
     """One appeal as a row of the register, with titles instead of codes, local times, and
-    every text cell safe to open in a spreadsheet."""
+    every text cell safe to open in a spreadsheet. «Ответ в срок» as of `now`: «да» or «нет»
+    once answered or once the deadline has passed, «срок не истёк» while it may still be."""
     tz = titles.timezone
-    on_time = row.first_answer_at is not None and row.first_answer_at <= row.deadline_at
     return [
         str(row.number),
         local_time(row.created_at, tz),
@@ -361,10 +392,16 @@ def register_row(titles: Titles, row: RegisterRow) -> list[str]:
         cell(row.contact_phone),
         local_time(row.deadline_at, tz),
         local_time(row.first_answer_at, tz) if row.first_answer_at else "",
-        texts.YES if on_time else texts.NO,
+        _answered_on_time(row, now),
         texts.RATING_TITLES.get(row.rating, row.rating) if row.rating else "",
         cell(row.answer),
     ]
+
+
+def _answered_on_time(row: RegisterRow, now: datetime) -> str:
+    if row.first_answer_at is not None:
+        return texts.YES if row.first_answer_at <= row.deadline_at else texts.NO
+    return texts.NO if now > row.deadline_at else texts.REGISTER_NOT_DUE_YET
 
 
 def cell(text: str | None) -> str:

@@ -8,7 +8,7 @@ from loguru import logger
 from handlers import texts
 from handlers.appeal_view import card, settlement_title
 from handlers.context import Context
-from handlers.identity import parse_identity
+from handlers.identity import split_identity
 from handlers.messages import Keyboard
 from storage.db import Tx
 from storage.models import Appeal, Photo
@@ -17,7 +17,7 @@ from storage.models import Appeal, Photo
 async def chat_of(tx: Tx, identity: str) -> tuple[str, str]:
     """(platform, chat id) where a staff identity is written to: the chat they last wrote
     from, or their user id (a private chat on VK and Telegram has the user's id)."""
-    platform, user_id = parse_identity(identity)
+    platform, user_id = split_identity(identity)
     known = await tx.residents.find(platform, user_id)
     return platform, known.chat_id if known else user_id
 

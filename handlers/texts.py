@@ -494,3 +494,19 @@ CHART_TITLE = "Обращения по месяцам, {start} — {end}"
 CHART_APPEALS = "Обращений"
 CHART_ON_TIME = "Отвечено в срок, %"
 MONTHS_SHORT = ("янв", "фев", "мар", "апр", "май", "июн", "июл", "авг", "сен", "окт", "ноя", "дек")
+
+
+# --- issue 14: CLI and demo ---
+# /stats with a date the calendar of reports does not cover (handlers/figures.py).
+DATE_OUT_OF_RANGE = "Дата «{text}» вне допустимого диапазона: с {first} по {last}."
+# The register's «Ответ в срок» for an appeal not answered yet whose deadline is ahead.
+REGISTER_NOT_DUE_YET = "срок не истёк"
+# The demo's `/as admin:<code>` with a code no settlement has.
+DEMO_AS_UNKNOWN_SETTLEMENT = (
+    "Поселения «{name}» нет, вы по-прежнему пишете как {who}. Коды поселений: {codes}"
+)
+# The demo's `/photo` with something other than a web link.
+DEMO_PHOTO_BAD = (
+    "Фото прикрепляется ссылкой http:// или https:// не длиннее {limit} символов, "
+    "например: /photo https://example.ru/yama.jpg"
+)

@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -258,7 +258,9 @@ class ReportQueries:
             )
         return result
 
-    async def register(self, batch: int = REGISTER_BATCH) -> AsyncIterator[list[RegisterRow]]:
+    async def register(
+        self, batch: int = REGISTER_BATCH
+    ) -> AsyncGenerator[list[RegisterRow], None]:
         """Every appeal in number order, `batch` rows at a time (never all in memory)."""
         async with self._conn.execute(
             "SELECT a.id, a.created_at, a.status, a.category, a.settlement, a.platform, a.text,"

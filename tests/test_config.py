@@ -161,12 +161,14 @@ def test_absolute_sqlite_path(tmp_path: Path) -> None:
 
 
 def test_identities_stay_plain_strings(tmp_path: Path) -> None:
-    text = replace_once(example_text(), "ids = []", 'ids = ["vk:1", "tg:-100200", "console:me"]')
+    text = replace_once(example_text(), "ids = []", 'ids = ["vk:1", "tg:100200", "console:me"]')
     config = load_config(write_config(tmp_path, text))
 
-    assert config.moderators.ids == ["vk:1", "tg:-100200", "console:me"]
+    assert config.moderators.ids == ["vk:1", "tg:100200", "console:me"]
     assert all(type(identity) is str for identity in config.moderators.ids)
-    assert parse_identity("tg:-100200") == ("tg", "-100200")
+    assert parse_identity("tg:100200") == ("tg", "100200")
+    assert parse_identity("console:admin-sergino") == ("console", "admin-sergino")
+    assert parse_identity("ok:575662066926") == ("ok", "575662066926")
 
 
 @pytest.mark.parametrize(
@@ -177,6 +179,18 @@ def test_identities_stay_plain_strings(tmp_path: Path) -> None:
         ("vk:", "bad user id '' in identity 'vk:'"),
         ("vk:a b", "bad user id 'a b' in identity 'vk:a b'"),
         ("vk:" + "1" * 65, "bad user id"),
+        # a messenger's user id is a positive whole number (issue 14)
+        ("vk:abc", "bad user id 'abc' in identity 'vk:abc' (a vk user id is a positive whole"),
+        ("vk:-5", "bad user id '-5' in identity 'vk:-5'"),
+        ("tg:0", "bad user id '0' in identity 'tg:0'"),
+        ("tg:-100200", "bad user id '-100200'"),  # a group chat, not a person
+        ("vk:05", "bad user id '05'"),
+        ("ok:1e5", "bad user id '1e5'"),
+        ("max:+7", "bad user id '+7'"),
+        ("vk:\u0661\u0662", "bad user id"),  # digits, but not ASCII ones
+        ("vk:1 ", "bad user id"),
+        ("vk:" + "9" * 20, "bad user id"),
+        ("console:a b", "bad user id 'a b' in identity 'console:a b'"),
     ],
 )
 def test_parse_identity_rejects(identity: str, problem: str) -> None:
@@ -287,9 +301,104 @@ def test_wrong_type(tmp_path: Path) -> None:
     path = write_config(tmp_path, text)
 
     assert config_error(path) == (
-        f"{path}: limits.max_photos: "
-        "Input should be a valid integer, unable to parse string as an integer"
+        f"{path}: limits.max_photos: Input should be a valid integer "
+        "(got the string 'five'; write a whole number, without quotes)"
     )
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        (
+            "port = 8080",
+            'port = "8080"',
+            "web.port: Input should be a valid integer (got the string '8080'; "
+            "write a whole number, without quotes)",
+        ),
+        (
+            "max_photos = 5",
+            'max_photos = "5"',
+            "limits.max_photos: Input should be a valid integer (got the string '5'",
+        ),
+        (
+            "enabled = false\n# Community access token",
+            'enabled = "yes"\n# Community access token',
+            "vk.enabled: Input should be a valid boolean (got the string 'yes'; "
+            "write true or false, without quotes)",
+        ),
+        (
+            "enabled = false\n# Community access token",
+            "enabled = 0\n# Community access token",
+            "vk.enabled: Input should be a valid boolean",
+        ),
+        ("port = 8080", "port = 8080.0", "web.port: Input should be a valid integer"),
+        ("port = 8080", "port = true", "web.port: Input should be a valid integer"),
+        (
+            "max_backoff_seconds = 60",
+            'max_backoff_seconds = "60"',
+            "delivery.max_backoff_seconds: Input should be a valid number (got the string '60'",
+        ),
+        ('name = "Администрация Октябрьского района"', "name = 5", "bot.name: Input should be"),
+    ],
+)
+def test_toml_values_are_not_converted(tmp_path: Path, old: str, new: str, expected: str) -> None:
+    """Strict types (issue 14): a value of the wrong TOML type is refused, not converted."""
+    path = write_config(tmp_path, replace_once(example_text(), old, new))
+
+    assert config_error(path).startswith(f"{path}: {expected}")
+
+
+def test_environment_values_are_still_converted(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The environment has only strings: strict types must not refuse them."""
+    monkeypatch.setenv("APPEALS_WEB__PORT", "8081")
+    monkeypatch.setenv("APPEALS_VK__ENABLED", "false")
+    monkeypatch.setenv("APPEALS_DELIVERY__MAX_BACKOFF_SECONDS", "0.5")
+    monkeypatch.setenv("APPEALS_TELEGRAM__SEND_RATE", "7")
+
+    config = load_config(EXAMPLE)
+
+    assert config.web.port == 8081
+    assert config.vk.enabled is False
+    assert config.delivery.max_backoff_seconds == 0.5
+    assert config.telegram.send_rate == 7.0
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        (
+            'title = "Андра"',
+            'title = "Сергино"',
+            "settlements[8].title: title 'Сергино' is already used by settlements[1]",
+        ),
+        (
+            'title = "Андра"',
+            'title = " сЕргино "',
+            "settlements[8].title: title 'Сергино' is already used by settlements[1]",
+        ),
+        (
+            'title = "Дороги"',
+            'title = "ЖКХ"',
+            "categories[2].title: title 'ЖКХ' is already used by categories[0]",
+        ),
+    ],
+)
+def test_duplicate_titles(tmp_path: Path, old: str, new: str, expected: str) -> None:
+    """A resident picks by typing the title: two alike (case and spacing aside) would
+    always give the first."""
+    path = write_config(tmp_path, replace_once(example_text(), old, new))
+
+    assert config_error(path) == f"{path}: {expected} " + (
+        "(residents pick by typing the title, so titles must differ)"
+    )
+
+
+def test_titles_that_differ_only_by_yo_are_duplicates(tmp_path: Path) -> None:
+    text = replace_once(example_text(), 'title = "Андра"', 'title = "Ёлкино"')
+    text = replace_once(text, 'title = "Приобье"', 'title = "Елкино"')
+    path = write_config(tmp_path, text)
+
+    assert config_error(path).startswith(f"{path}: settlements[2].title: title 'Елкино'")
 
 
 def test_value_out_of_range(tmp_path: Path) -> None:
@@ -459,6 +568,24 @@ def test_cross_field_checks_name_the_key(
     assert "p@db" not in line
 
 
+def test_cross_checks_are_listed_beside_type_errors(tmp_path: Path) -> None:
+    """check-config lists every problem at once: a duplicate title is found even when
+    another section has a wrong value."""
+    text = replace_once(example_text(), "port = 8080", 'port = "8080"')
+    text = replace_once(text, 'title = "Андра"', 'title = "Сергино"')
+    text = replace_once(text, 'code = "other"', 'code = "housing"')
+    path = write_config(tmp_path, text)
+
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+
+    assert [problem.split(":")[0] for problem in info.value.problems] == [
+        "web.port",
+        "categories[7].code",
+        "settlements[8].title",
+    ]
+
+
 def test_several_problems_are_counted(tmp_path: Path) -> None:
     text = replace_once(example_text(), "max_photos = 5", 'max_photos = "five"')
     text = replace_once(text, "port = 8080", 'port = "http"')
@@ -528,3 +655,27 @@ def test_cli_check_config_rejects_a_missing_file(tmp_path: Path) -> None:
     lines = result.stderr.splitlines()
     assert len(lines) == 1, result.stderr
     assert "file not found" in lines[0]
+
+
+def test_cli_check_config_lists_every_problem(tmp_path: Path) -> None:
+    text = replace_once(example_text(), "max_photos = 5", 'max_photos = "5"')
+    text = replace_once(text, "port = 8080", 'port = "8080"')
+    text = replace_once(text, "ids = []", 'ids = ["vk:abc", "vk:-5", "tg:0"]')
+    text = replace_once(text, 'title = "Андра"', 'title = "Сергино"')
+    path = write_config(tmp_path, text)
+
+    result = run_check_config(path)
+
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert "more problem" not in result.stderr
+    keys = [line.split(": ")[2] for line in result.stderr.splitlines()]
+    assert all(line.startswith(f"error: {path}: ") for line in result.stderr.splitlines())
+    assert keys == [
+        "web.port",
+        "limits.max_photos",
+        "moderators.ids[0]",
+        "moderators.ids[1]",
+        "moderators.ids[2]",
+        "settlements[8].title",
+    ]

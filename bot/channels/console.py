@@ -13,9 +13,10 @@ import asyncio
 import contextlib
 import sys
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import TextIO
+from urllib.parse import urlsplit
 
 from bot.channels.base import Capabilities, Channel, Intake, Runtime
 from bot.render import plain_text
@@ -25,11 +26,38 @@ from handlers.messages import Incoming, Location, Outgoing, Photo
 PLATFORM = "console"
 RESIDENT = "resident"
 MODERATOR = "moderator"
+ADMIN_PREFIX = "admin:"
+# `/photo URL`: a web link, as long as a browser would take (messengers send links, never
+# local files or scripts).
+PHOTO_URL_MAX = 2048
+PHOTO_SCHEMES = ("http", "https")
+
+
+def photo_url(text: str) -> str | None:
+    """The link of `/photo URL` when it is an http(s) link with a host, at most
+    PHOTO_URL_MAX characters, without spaces or control characters; None otherwise."""
+    if not text or len(text) > PHOTO_URL_MAX:
+        return None
+    if any(c.isspace() or not c.isprintable() for c in text):
+        return None
+    try:
+        parts = urlsplit(text)
+    except ValueError:  # e.g. a malformed IPv6 host
+        return None
+    if parts.scheme.lower() not in PHOTO_SCHEMES or not parts.hostname:
+        return None
+    return text
+
+
+def _fold(text: str) -> str:
+    """How a typed settlement is compared: case and ё/е do not count."""
+    return text.casefold().replace("ё", "е")
 
 
 class ConsoleChannel(Channel):
     platform = PLATFORM
     capabilities = Capabilities(buttons=False, photos=False, max_text=100_000)
+    flood_control = False  # one person at a keyboard types everything, every part
 
     def __init__(
         self,
@@ -38,11 +66,15 @@ class ConsoleChannel(Channel):
         stdout: TextIO | None = None,
         settle: Callable[[], Awaitable[None]] | None = None,
         display_name: str = "Иван Петров",
+        settlements: Mapping[str, str] | None = None,
     ) -> None:
         self._stdin = stdin or sys.stdin
         self._stdout = stdout or sys.stdout
         self.settle = settle
         self._display_name = display_name
+        # code → title of the deployment's settlements, for `/as admin:<code>`; None: any
+        # code is taken as typed.
+        self.settlements: Mapping[str, str] | None = settlements
         self.user_id = RESIDENT
         self._task: asyncio.Task[None] | None = None
         self.finished = asyncio.Event()
@@ -93,24 +125,53 @@ class ConsoleChannel(Channel):
 
     def switch_identity(self, who: str) -> bool:
         """`/as resident`, `/as moderator`, `/as admin:<settlement>`: who is typing now.
-        The demo's configuration makes console:moderator and console:admin-<code> staff."""
+        The demo's configuration makes console:moderator and console:admin-<code> staff.
+        The settlement is its code or its title; one the deployment does not have changes
+        nothing and says so."""
         who = who.strip()
         if who in (RESIDENT, MODERATOR):
             self.user_id = who
-        elif who.startswith("admin:") and who[6:]:
-            self.user_id = f"admin-{who[6:]}"
+        elif who.startswith(ADMIN_PREFIX) and who[len(ADMIN_PREFIX) :].strip():
+            name = who[len(ADMIN_PREFIX) :].strip()
+            code = self._settlement_code(name)
+            if code is None:
+                self._write(
+                    texts.DEMO_AS_UNKNOWN_SETTLEMENT.format(
+                        name=name,
+                        who=f"{PLATFORM}:{self.user_id}",
+                        codes=", ".join(self.settlements or ()),
+                    )
+                )
+                return False
+            self.user_id = f"admin-{code}"
         else:
             self._write(texts.DEMO_AS_USAGE)
             return False
         self._write(texts.DEMO_AS.format(who=f"{PLATFORM}:{self.user_id}"))
         return True
 
+    def _settlement_code(self, name: str) -> str | None:
+        if self.settlements is None:
+            return name
+        if name in self.settlements:
+            return name
+        folded = _fold(name)
+        return next(
+            (
+                code
+                for code, title in self.settlements.items()
+                if folded in (_fold(code), _fold(title))
+            ),
+            None,
+        )
+
     def _write(self, text: str) -> None:
         self._stdout.write(f"\n{text}\n")
         self._stdout.flush()
 
     def translate(self, line: str) -> Incoming | None:
-        """One typed line as an incoming message (None for an empty line or `/as`)."""
+        """One typed line as an incoming message (None for an empty line, `/as`, or a
+        `/photo` whose link is not a web link: the channel answers those itself)."""
         text = line.rstrip("\n")
         if not text.strip():
             return None
@@ -121,7 +182,10 @@ class ConsoleChannel(Channel):
         location: Location | None = None
         command, _, rest = text.strip().partition(" ")
         if command == "/photo" and rest.strip():
-            url = rest.strip()
+            url = photo_url(rest.strip())
+            if url is None:
+                self._write(texts.DEMO_PHOTO_BAD.format(limit=PHOTO_URL_MAX))
+                return None
             photos = (Photo(platform=PLATFORM, ref=url, url=url),)
             text = ""
         elif command == "/location":

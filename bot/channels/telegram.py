@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import hmac
 import io
+import json
 from collections.abc import Hashable
 from typing import Any
 
@@ -67,7 +68,7 @@ from bot.pagination import PageMemory, keyboard_pages
 from bot.photos import MAX_PHOTO_BYTES, PhotoUnavailable
 from bot.render import split_text, utf16_length
 from handlers import texts
-from handlers.identity import parse_identity
+from handlers.identity import split_identity
 from handlers.messages import Keyboard, Outgoing, Photo
 from storage.models import InboxRow
 
@@ -169,7 +170,7 @@ class TelegramChannel(Channel):
             staff = [row.identity for row in await tx.staff.all()]
         staff_commands = [BotCommand(command=c, description=d) for c, d in texts.TG_STAFF_COMMANDS]
         for identity in dict.fromkeys(staff):
-            platform, user_id = parse_identity(identity)
+            platform, user_id = split_identity(identity)
             if platform == PLATFORM and user_id.isdecimal():
                 with contextlib.suppress(TelegramBadRequest):  # never wrote to the bot yet
                     await self._bot.set_my_commands(
@@ -232,7 +233,9 @@ class TelegramChannel(Channel):
         return web.Response(text="ok")
 
     def _update(self, raw: str) -> Update:
-        return Update.model_validate_json(raw, context={"bot": self._bot})
+        # json.loads, not pydantic's JSON parser: it refuses an escaped lone surrogate in a
+        # text, which a person's broken emoji can carry, and the update would be lost.
+        return Update.model_validate(json.loads(raw), context={"bot": self._bot})
 
     async def _from_inbox(self, row: InboxRow) -> None:
         await self._handle(self._update(row.body), row)
