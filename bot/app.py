@@ -25,7 +25,7 @@ from storage.staff import ADMIN, MODERATOR
 
 HOUSEKEEPING_SECONDS = 3600.0
 DEFAULT_GRACE_SECONDS = 10.0
-INBOX_LIMIT = 10_000
+RETENTION_SWEEPS = 100  # short transactions per housekeeping round, at most
 
 
 def handler_settings(config: Config) -> HandlerSettings:
@@ -136,7 +136,7 @@ class App:
         self._housekeeping = asyncio.create_task(self._housekeep(), name="housekeeping")
         self._accepting = True
         self._web = WebServer(self.config.web.host, self.config.web.port)
-        self._inbox = Inbox(self._db, self.clock, INBOX_LIMIT)
+        self._inbox = Inbox(self._db, self.clock, self.config.web.inbox_limit)
         runtime = Runtime(
             self.intake,
             self._engine.admit,
@@ -226,10 +226,45 @@ class App:
             logger.info("expired drafts dropped: {}", purged)
         return purged
 
+    async def apply_retention(self) -> dict[str, int]:
+        """[retention] (SPEC §7): processed event ids and handled inbox rows older than
+        `events_days`, sent outbox rows older than `sent_days`, and the personal data of
+        appeals closed more than `personal_data_years` ago. In short transactions, so the
+        updates of residents are never held up for long."""
+        retention = self.config.retention
+        now = self.clock()
+        events = now - timedelta(days=retention.events_days)
+        sent = now - timedelta(days=retention.sent_days)
+        archived = now - timedelta(days=round(365.25 * retention.personal_data_years))
+        done: dict[str, int] = {"events": 0, "inbox": 0, "sent": 0, "erased": 0}
+        for _ in range(RETENTION_SWEEPS):
+            async with self.db.transaction() as tx:
+                swept = {
+                    "events": await tx.retention.prune_events(events),
+                    "inbox": await tx.retention.prune_inbox(events),
+                    "sent": await tx.retention.prune_sent(sent),
+                    "erased": await tx.retention.erase_archived(archived, now),
+                }
+            for key, count in swept.items():
+                done[key] += count
+            if not any(swept.values()):
+                break
+        if any(done.values()):
+            logger.info(
+                "retention: {} event ids, {} inbox rows, {} sent messages pruned; "
+                "personal data of {} archived appeals erased",
+                done["events"],
+                done["inbox"],
+                done["sent"],
+                done["erased"],
+            )
+        return done
+
     async def _housekeep(self) -> None:
         while True:
-            try:
-                await self.purge_expired_drafts()
-            except Exception:
-                logger.exception("housekeeping failed")
+            for chore in (self.purge_expired_drafts, self.apply_retention):
+                try:
+                    await chore()
+                except Exception:
+                    logger.exception("housekeeping failed: {}", chore.__name__)
             await asyncio.sleep(HOUSEKEEPING_SECONDS)

@@ -304,3 +304,37 @@ async def test_k_passing_failures_then_exactly_one_delivery(ok: OkBot) -> None:
     assert len(ok.fake.calls_of("/messages/")) == 1 + 3 + 1  # greeting, 3 failures, success
     async with ok.app.db.transaction() as tx:
         assert await tx.outbox.count("pending") == 0
+
+
+async def test_several_photos_reach_an_official_on_ok(
+    tmp_path: Path, fake: FakeOK, clock: Clock
+) -> None:
+    """OK takes one image by URL per message and refuses the whole message past it (issue
+    14, item 19): every photo is uploaded instead, those received on OK included."""
+    config = ok_config(tmp_path, fake)
+    settlements = [
+        s.model_copy(update={"admins": ["ok:70900"]}) if s.code == "sergino" else s
+        for s in config.settlements
+    ]
+    bot = OkBot(fake, config.model_copy(update={"settlements": settlements}), clock)
+    await bot.start()
+    try:
+        official = bot.person("user:70900")
+        await official.say("Начать")  # the official wrote to the group once
+        resident = bot.person(RESIDENT)
+        await resident.say("Здравствуйте")
+        for label in ("Подать обращение", "Согласен", "Благоустройство", "Сергино"):
+            await resident.press(label)
+        photos = [fake.image("p1"), fake.image("p2"), fake.image("p3")]
+        await resident.say("Сломанная скамейка в парке", attachments=photos)
+        for label in ("Пропустить", "Готово", "Оставить как есть", "Пропустить", "Отправить"):
+            await resident.press(label)
+        await bot.app.settle()
+        [card] = [m for m in official.inbox if "Сломанная скамейка" in m.text]
+        images = [a for a in card.attachments if a["type"] == "IMAGE"]
+        assert len(images) == 3
+        assert all("token" in a["payload"] for a in images)
+        async with bot.app.db.transaction() as tx:
+            assert await tx.outbox.count("failed") == 0
+    finally:
+        await bot.app.stop()

@@ -28,6 +28,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from bot.channels.vk import MAX_CHUNKS
 from bot.cli import example_config_path
 from handlers import texts
 
@@ -432,13 +433,20 @@ async def test_sigkill_mid_dialogue_and_mid_delivery_then_sigterm(tmp_path: Path
         state = await fake.state()
         assert state["errors"] == []  # no bug inside the fake
         with database(db_path) as db:
-            rows = db.execute("SELECT id, chat_id, status FROM outbox ORDER BY id").fetchall()
+            keyed = db.execute("SELECT id, chat_id, status, send_key FROM outbox").fetchall()
             assert db.execute("SELECT count(*) FROM appeals").fetchone() == (1,)
-        by_row = Counter(m["random_id"] // 1000 for m in state["sent"] if m["random_id"])
+        rows = [row[:3] for row in keyed]
+        # VK's random_id is the row's send key * MAX_CHUNKS + chunk + 1 (bot/channels/vk.py).
+        row_of_key = {row[3]: row[0] for row in keyed}
+
+        def row_of(message: dict[str, Any]) -> int | None:
+            return row_of_key.get((message["random_id"] - 1) // MAX_CHUNKS)
+
+        by_row = Counter(row_of(m) for m in state["sent"] if m["random_id"])
         lost = [row for row in rows if row[2] != "sent" or by_row[row[0]] == 0]
         # Single-chunk messages only in this scenario: one message per row.
         duplicated = {row_id: n for row_id, n in by_row.items() if n > 1}
-        unknown = [m for m in state["sent"] if m["random_id"] // 1000 not in {r[0] for r in rows}]
+        unknown = [m for m in state["sent"] if row_of(m) is None]
         same_text = Counter((m["peer_id"], m["text"]) for m in state["sent"])
         repeated = {key: n for key, n in same_text.items() if n > 1}
         sends = [c for c in state["calls"] if c["method"] == "messages.send"]

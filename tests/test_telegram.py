@@ -216,6 +216,32 @@ async def test_stickers_and_groups(tg: TgBot) -> None:
     assert len(tg.fake.sent) == before  # group chats are not residents' chats
 
 
+@pytest.mark.parametrize(
+    "content",
+    [
+        {"checklist": {"title": "Дела", "tasks": [{"id": 1, "text": "Вынести мусор"}]}},
+        {"paid_media": {"star_count": 5, "paid_media": [{"type": "preview"}]}},
+        {"brand_new_kind_of_content": {"x": 1}},
+    ],
+)
+async def test_content_the_dialogue_cannot_read_is_said_so(
+    tg: TgBot, content: dict[str, Any]
+) -> None:
+    """Issue 14: a checklist or paid media once became an empty text."""
+    resident = tg.person(RESIDENT)
+    await resident.say("Подать обращение")
+    person = {"id": RESIDENT, "is_bot": False, "first_name": "Иван"}
+    message = {
+        "message_id": 9999,
+        "from": person,
+        "chat": {"id": RESIDENT, "type": "private", "first_name": "Иван"},
+        "date": 1772431200,
+        **content,
+    }
+    replies = await resident._exchange(lambda: tg.fake.push({"message": message}))
+    assert texts.HINT_UNSUPPORTED in (replies[0].text or "")
+
+
 async def test_commands_are_published(tg: TgBot) -> None:
     def scopes() -> set[str]:
         return {str(c.get("scope")) for c in tg.fake.calls_of("setMyCommands")}

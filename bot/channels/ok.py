@@ -271,7 +271,7 @@ class OkChannel(Channel):
         return ids
 
     async def _images(self, message: Outgoing) -> tuple[list[Attachment], list[str]]:
-        """IMAGE attachments (an OK photo by its URL, others uploaded); links for the rest."""
+        """IMAGE attachments, uploaded; links for the photos that could not be."""
         assert self._runtime is not None
         room = MAX_ATTACHMENTS - (1 if message.keyboard and message.keyboard.rows else 0)
         images: list[Attachment] = []
@@ -287,15 +287,17 @@ class OkChannel(Channel):
         return images, links
 
     async def _image(self, photo: Photo) -> Attachment | None:
+        """Every photo is uploaded, those received on OK too (fetched from the URL OK gave):
+        OK takes only one image by URL per message and refuses the whole message past it
+        (error 100, [DOC]), and whether a received photo's token may be sent back into
+        another chat is not documented."""
         assert self._runtime is not None
-        if photo.platform == PLATFORM and photo.url:
-            return Attachment.image(url=photo.url)
         try:
             content = await self._runtime.fetch_photo(photo)
             return Attachment.image(token=await self._client.upload_image(content))
         except (PhotoUnavailable, OkApiError) as error:
             logger.warning("ok photo upload failed, sending a link: {}", error)
-            return Attachment.image(url=photo.url) if photo.url else None
+            return None  # the text carries its link instead
 
 
 # Values that say what a webhook is, not what a person wrote: logged as they are.
