@@ -21,6 +21,7 @@ BENCHMARKS: dict[str, Callable[[Sequence[str]], int]] = {
     "memory": _program("bench.memory"),
     "burst": _program("bench.burst"),
     "pipeline": _program("bench.pipeline"),
+    "listings": _program("bench.listings"),
 }
 
 DESCRIPTIONS: dict[str, str] = {
@@ -29,6 +30,7 @@ DESCRIPTIONS: dict[str, str] = {
     "memory": "resident memory as residents and appeals grow",
     "burst": "bursts of answers against the messengers' send limits",
     "pipeline": "the whole pipeline against the bare framework",
+    "listings": "event-loop stalls of every staff listing over a million appeals",
 }
 
 USAGE = f"usage: python -m bench {{{'|'.join(BENCHMARKS)}}} [options]"

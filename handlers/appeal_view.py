@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from handlers import texts
-from handlers.formatting import local_time, status_title, utc_offset
+from handlers.formatting import local_time, status_title, status_word, utc_offset
 from handlers.settings import HandlerSettings
-from storage.models import Appeal, ThreadEntry
+from handlers.text_input import neutralise_bidi
+from storage.models import Appeal, Status, ThreadEntry
+
+FINISHED = (Status.CLOSED, Status.REJECTED)
 
 
 def settlement_title(settings: HandlerSettings, code: str) -> str:
@@ -24,27 +27,27 @@ def category_title(settings: HandlerSettings, code: str) -> str:
 
 
 def card(settings: HandlerSettings, appeal: Appeal, title: str) -> str:
-    """Everything an official needs to act on the appeal, and how to answer."""
+    """Everything an official needs to act on the appeal, and how to answer (while it can
+    still be answered). What the resident wrote is shown without bidi controls
+    (text_input.neutralise_bidi): it cannot rearrange the card around it."""
     tz = settings.timezone
     lines = [
         title.format(number=appeal.number),
         texts.CARD_LINES.format(
             category=category_title(settings, appeal.category),
             settlement=settlement_title(settings, appeal.settlement),
-            text=appeal.text,
-            place=appeal.place or texts.NOT_GIVEN,
+            text=neutralise_bidi(appeal.text),
+            place=neutralise_bidi(appeal.place) if appeal.place else texts.NOT_GIVEN,
         ),
     ]
     if appeal.latitude is not None and appeal.longitude is not None:
         lines.append(texts.CARD_LOCATION.format(lat=appeal.latitude, lon=appeal.longitude))
     if appeal.photos:
         lines.append(texts.CARD_PHOTOS.format(count=len(appeal.photos)))
-    lines.append(
-        texts.CARD_CONTACT.format(
-            name=appeal.contact_name or texts.NOT_GIVEN,
-            phone=appeal.contact_phone or texts.NOT_GIVEN,
-        )
+    given = ", ".join(
+        neutralise_bidi(value) for value in (appeal.contact_name, appeal.contact_phone) if value
     )
+    lines.append(texts.CARD_CONTACT.format(contact=given) if given else texts.CARD_NO_CONTACT)
     lines.append(
         texts.CARD_DEADLINE.format(
             deadline=local_time(appeal.deadline_at, tz), tz=utc_offset(appeal.deadline_at, tz)
@@ -52,7 +55,10 @@ def card(settings: HandlerSettings, appeal: Appeal, title: str) -> str:
     )
     lines.append(texts.CARD_STATUS.format(status=status_title(appeal.status)))
     lines.append("")
-    lines.append(texts.CARD_HOW_TO_ANSWER.format(number=appeal.number))
+    if appeal.status in FINISHED:
+        lines.append(texts.CARD_FINISHED.format(status=status_word(appeal.status)))
+    else:
+        lines.append(texts.CARD_HOW_TO_ANSWER.format(number=appeal.number))
     return "\n".join(lines)
 
 
@@ -67,7 +73,7 @@ def thread_lines(settings: HandlerSettings, entries: list[ThreadEntry]) -> list[
         author = texts.THREAD_RESIDENT if entry.author == "resident" else entry.author
         body = kind
         if entry.kind not in ("status", "assigned", "rating") and entry.text:
-            body = f"{kind}: {entry.text}"
+            body = f"{kind}: {neutralise_bidi(entry.text)}"
         if entry.photos:
             body += f" [{texts.SUMMARY_PHOTOS.format(value=len(entry.photos))}]"
         lines.append(

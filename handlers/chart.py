@@ -1,7 +1,7 @@
 """The report's picture (`appeals-bot report --chart FILE`): appeals per month by category
 as stacked bars, and the share answered on time as a line on its own axis (0-100 %).
 
-matplotlib is an optional extra (`pip install 'appeals-bot[chart]'`), imported only here
+matplotlib is an optional extra (`pip install -e '.[chart]'` in the checkout), imported only here
 and only when a chart is drawn; `require_matplotlib` says clearly when it is missing. The
 figure is drawn with matplotlib's object API (no pyplot, no GUI backend), so it works on a
 server without a display. DejaVu Sans, bundled with matplotlib, has Cyrillic.
@@ -18,7 +18,7 @@ from handlers import texts
 from handlers.figures import Titles
 from storage.reports import MonthFigures
 
-INSTALL_HINT = "pip install 'appeals-bot[chart]'"
+INSTALL_HINT = "pip install -e '.[chart]'"
 
 
 class ChartUnavailable(Exception):

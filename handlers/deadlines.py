@@ -14,9 +14,10 @@ Which deadline counts:
 * from registration, `created_at + answer_within_hours`: stored as `deadline_at` and shown
   to the resident;
 * after «Вопрос не решён» the resident is owed a new answer, so the appeal gets a new
-  deadline `answer_within_hours` after that rating, with its own reminder and escalation.
-  The stored deadline does not change: the figures measure the first answer against it.
-  /overdue uses the same rule (storage/appeals.py, `_DUE_AT`).
+  deadline `answer_within_hours` after that rating (stored when the rating is given,
+  handlers/feedback.py), with its own reminder and escalation. The registration deadline
+  does not change: the figures measure the first answer against it. /overdue and
+  `/list overdue` use the same rule (storage/appeals.py, `_DUE`).
 
 Reminders go to the administrators of the appeal's settlement, or to the moderators where
 it has none; escalations to the moderators. `remind_before_hours = 0` means no reminders.
@@ -38,6 +39,7 @@ from handlers.formatting import local_time, shorten, status_title, utc_offset
 from handlers.messages import Outgoing
 from handlers.notify import chat_of
 from handlers.settings import HandlerSettings
+from handlers.text_input import neutralise_bidi
 from storage.db import Database, Tx
 from storage.models import Appeal
 
@@ -67,7 +69,6 @@ async def deadline_pass(
             due = await tx.appeals.due_for_notice(
                 REMINDER,
                 due_before=now + timedelta(hours=settings.remind_before_hours),
-                renew_hours=settings.answer_within_hours,
                 limit=limit,
             )
             for appeal, due_at in due:
@@ -78,9 +79,7 @@ async def deadline_pass(
                     tx, REMINDER, appeal, due_at, recipients, text, now, outgoing
                 )
         escalations = 0
-        due = await tx.appeals.due_for_notice(
-            ESCALATION, due_before=now, renew_hours=settings.answer_within_hours, limit=limit
-        )
+        due = await tx.appeals.due_for_notice(ESCALATION, due_before=now, limit=limit)
         for appeal, due_at in due:
             admins = await tx.staff.admins_of(appeal.settlement)
             text = escalation_text(settings, appeal, due_at, now, admins)
@@ -130,7 +129,7 @@ def _about(settings: HandlerSettings, appeal: Appeal) -> list[str]:
             category=category_title(settings, appeal.category),
             settlement=settlement_title(settings, appeal.settlement),
             status=status_title(appeal.status),
-            text=shorten(appeal.text, TEXT_PREVIEW),
+            text=shorten(neutralise_bidi(appeal.text), TEXT_PREVIEW),
         )
     ]
     if appeal.rating == "unresolved":

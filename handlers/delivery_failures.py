@@ -12,6 +12,7 @@ from loguru import logger
 from handlers import texts
 from handlers.messages import Outgoing
 from handlers.notify import chat_of
+from handlers.text_input import neutralise_bidi
 from storage.db import Tx
 from storage.models import OutboxRow
 
@@ -38,7 +39,7 @@ async def report_undeliverable(tx: Tx, row: OutboxRow, reason: str, now: datetim
         number=row.appeal_number if row.appeal_number is not None else "—",
         identity=identity,
         reason=reason,
-        text=text,
+        text=neutralise_bidi(text),
     )
     moderators = [m for m in await tx.staff.moderators() if m != identity]
     for moderator in moderators:

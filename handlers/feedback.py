@@ -3,12 +3,15 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from loguru import logger
 
 from handlers import keyboards, texts
 from handlers.context import Context
 from handlers.messages import Button, Keyboard
 from handlers.notify import notify_staff_and_moderators, send_to_staff
+from handlers.text_input import neutralise_bidi
 from storage.models import Status
 from storage.questions import Question
 
@@ -44,7 +47,9 @@ async def rate(ctx: Context, payload: str) -> None:
         return
     resolved = verdict == "yes"
     rating = "resolved" if resolved else "unresolved"
-    await ctx.tx.appeals.set_rating(number, rating, ctx.now)
+    # «Не решён»: the resident is owed a new answer, within the usual term (SPEC §8).
+    renewed = None if resolved else ctx.now + timedelta(hours=ctx.settings.answer_within_hours)
+    await ctx.tx.appeals.set_rating(number, rating, ctx.now, renewed_deadline=renewed)
     await ctx.tx.thread.add(number, kind="rating", author="resident", now=ctx.now, text=rating)
     status = Status.CLOSED if resolved else Status.IN_PROGRESS
     if appeal.status != status:
@@ -86,7 +91,9 @@ async def answer_question(ctx: Context, question: Question) -> None:
     await send_to_staff(
         ctx,
         [question.asker],
-        texts.RESIDENT_REPLY_TO_STAFF.format(number=number, text=message.text or texts.PHOTOS_ONLY),
+        texts.RESIDENT_REPLY_TO_STAFF.format(
+            number=number, text=neutralise_bidi(message.text) or texts.PHOTOS_ONLY
+        ),
         appeal,
         photos=message.photos,
     )

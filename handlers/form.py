@@ -9,6 +9,7 @@ from typing import Any
 
 from handlers import keyboards, texts
 from handlers.context import Context
+from handlers.formatting import shorten
 from handlers.keyboards import SKIP, nav_row, one_per_row
 from handlers.messages import Button, Keyboard, Location
 from handlers.registration import register_appeal
@@ -18,6 +19,8 @@ from storage.models import Draft
 
 MAX_PLACE = 500
 MAX_NAME = 100
+KEPT_PREVIEW = 500  # characters of a kept description quoted back in the question
+KEEP_DESCRIPTION = Button(texts.KEEP_NAME, "desc:keep")
 
 
 def consent_text(ctx: Context) -> str:
@@ -62,9 +65,17 @@ class ConsentStep(Step):
     name = "consent"
 
     def prompt(self, ctx: Context, draft: Draft) -> Prompt:
+        return Prompt(consent_text(ctx), self._keyboard())
+
+    def again(self, ctx: Context, draft: Draft) -> Prompt:
+        """Only the question: the document was shown as a message of its own."""
+        return Prompt(texts.CONSENT_AGAIN, self._keyboard())
+
+    @staticmethod
+    def _keyboard() -> Keyboard:
         agree = Button(texts.AGREE, "consent:yes")
         disagree = Button(texts.DISAGREE, "consent:no")
-        return Prompt(consent_text(ctx), Keyboard(rows=((agree, disagree),), numbered=True))
+        return Keyboard(rows=((agree, disagree),), numbered=True)
 
     async def handle(self, ctx: Context, draft: Draft, pressed: Button | None) -> Transition:
         if pressed is None:
@@ -118,16 +129,48 @@ class SettlementStep(Step):
 
 class DescriptionStep(Step):
     """Free text within the configured length. Too short: what was typed is kept and the next
-    message is added to it. Too long: the resident is asked to shorten it."""
+    message is added to it. Too long: the resident is asked to shorten it.
+
+    Whatever is kept is said in the question whenever the step is reached again: the start
+    of a description that was too short («Уже написано: …», the next message is added to
+    it), or a whole description (come back with «Назад», or brought from the resident's
+    first message) with «Оставить как есть» to go on with it. Text with nothing visible in
+    it is never kept."""
 
     name = "description"
 
     def prompt(self, ctx: Context, draft: Draft) -> Prompt:
         limits = ctx.settings.limits
-        text = texts.ASK_DESCRIPTION.format(min=limits.min_description, max=limits.max_description)
-        return Prompt(text, Keyboard(rows=(nav_row(),)))
+        text = self._question(ctx)
+        partial = draft.data.get("description_partial")
+        kept = draft.data.get("description")
+        if partial:
+            text += "\n\n" + texts.DESCRIPTION_PARTIAL.format(
+                text=shorten(partial, KEPT_PREVIEW),
+                length=visible_length(partial),
+                min=limits.min_description,
+            )
+        elif kept:
+            text += "\n\n" + texts.DESCRIPTION_KEPT.format(text=shorten(kept, KEPT_PREVIEW))
+        return Prompt(text, self._keyboard(draft))
+
+    def again(self, ctx: Context, draft: Draft) -> Prompt:
+        return Prompt(self._question(ctx), self._keyboard(draft))
+
+    @staticmethod
+    def _question(ctx: Context) -> str:
+        limits = ctx.settings.limits
+        return texts.ASK_DESCRIPTION.format(min=limits.min_description, max=limits.max_description)
+
+    @staticmethod
+    def _keyboard(draft: Draft) -> Keyboard:
+        if draft.data.get("description") and not draft.data.get("description_partial"):
+            return Keyboard(rows=((KEEP_DESCRIPTION,), nav_row()))
+        return Keyboard(rows=(nav_row(),))
 
     async def handle(self, ctx: Context, draft: Draft, pressed: Button | None) -> Transition:
+        if pressed is not None:  # «Оставить как есть»
+            return Goto(PlaceStep.name)
         photo_note = take_photos(ctx, draft)
         typed = ctx.message.text
         if not typed:
@@ -141,7 +184,9 @@ class DescriptionStep(Step):
             )
         length = visible_length(text)
         if length < limits.min_description:
-            draft.data["description_partial"] = text
+            if visible_length(typed):  # a new description begun: the old one gives way
+                draft.data["description_partial"] = text
+                draft.data.pop("description", None)
             return Stay(
                 texts.DESCRIPTION_TOO_SHORT.format(length=length, min=limits.min_description)
             )
@@ -165,11 +210,12 @@ class PlaceStep(Step):
             draft.data.update(place=None, latitude=None, longitude=None)
             return Goto(photos_or_contact(ctx))
         photo_note = take_photos(ctx, draft)
-        if message.location is None and not message.text:
+        typed = message.text if visible_length(message.text) else ""  # no invisible address
+        if message.location is None and not typed:
             return Stay(photo_note or texts.HINT_TEXT_EXPECTED)
-        if len(message.text) > MAX_PLACE:
+        if len(typed) > MAX_PLACE:
             return Stay(texts.PLACE_TOO_LONG.format(max=MAX_PLACE))
-        draft.data["place"] = message.text or None
+        draft.data["place"] = typed or None
         if message.location is not None and not valid_location(message.location):
             return Stay(texts.LOCATION_INVALID)
         if message.location is not None:
@@ -213,27 +259,39 @@ class PhotosStep(Step):
 
 
 class NameStep(Step):
+    """The name: offered from the messenger profile, or — come back with «Назад» — the one
+    given before; «Оставить как есть» keeps what the question shows."""
+
     name = "contact_name"
 
     def prompt(self, ctx: Context, draft: Draft) -> Prompt:
-        profile = clean_text(ctx.message.display_name)[:MAX_NAME]
+        current = self._current(ctx, draft)
         rows: list[tuple[Button, ...]] = []
-        if profile:
+        if current:
             rows.append((Button(texts.KEEP_NAME, "name:keep"),))
-            text = texts.ASK_NAME_WITH_PROFILE.format(name=profile)
+            kept = "contact_name" in draft.data
+            text = (texts.ASK_NAME_KEPT if kept else texts.ASK_NAME_WITH_PROFILE).format(
+                name=current
+            )
         else:
             text = texts.ASK_NAME
         rows += [(SKIP,), nav_row()]
         return Prompt(text, Keyboard(rows=tuple(rows)))
 
+    @staticmethod
+    def _current(ctx: Context, draft: Draft) -> str:
+        """The name «Оставить как есть» keeps: the one entered, or else the profile's."""
+        if "contact_name" in draft.data:
+            return str(draft.data["contact_name"] or "")
+        profile = clean_text(ctx.message.display_name)[:MAX_NAME]
+        return profile if visible_length(profile) else ""
+
     async def handle(self, ctx: Context, draft: Draft, pressed: Button | None) -> Transition:
         if pressed is not None:
             keep = pressed.payload == "name:keep"
-            draft.data["contact_name"] = (
-                clean_text(ctx.message.display_name)[:MAX_NAME] or None if keep else None
-            )
+            draft.data["contact_name"] = (self._current(ctx, draft) or None) if keep else None
             return Goto(PhoneStep.name)
-        if not ctx.message.text:
+        if not visible_length(ctx.message.text):
             return Stay(texts.HINT_TEXT_EXPECTED)
         if len(ctx.message.text) > MAX_NAME:
             return Stay(texts.NAME_TOO_LONG.format(max=MAX_NAME))

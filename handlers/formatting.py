@@ -30,5 +30,10 @@ def status_title(status: str) -> str:
     return texts.STATUS_TITLES.get(status, status)
 
 
+def status_word(status: str) -> str:
+    """The status in the middle of a sentence: «уже закрыто», not «уже Закрыто»."""
+    return texts.STATUS_WORDS.get(status, status)
+
+
 def shorten(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from datetime import date
 
 from handlers import texts
@@ -11,8 +10,14 @@ from handlers.context import Context
 from handlers.figures import Titles, period_bounds, stats_text
 from handlers.identity import PLATFORMS
 from handlers.notify import notify_settlement, tell_resident
-from handlers.staff import LIST_LIMIT, audit, change_status, list_text, open_appeal
-from handlers.staff_args import UsageError, identity_and_text, number_and_text, parse_date
+from handlers.staff import Listing, audit, change_status, open_appeal, show_listing
+from handlers.staff_args import (
+    UsageError,
+    identity_and_text,
+    number_and_text,
+    parse_date,
+    split_after,
+)
 from storage.models import Status
 from storage.staff import ADMIN, MODERATOR
 
@@ -186,17 +191,10 @@ async def cmd_stats(ctx: Context, args: str) -> None:
 
 
 async def cmd_overdue(ctx: Context, args: str) -> None:
-    """Appeals waiting for an answer past their deadline, the longest overdue first; a
-    reopened appeal counts from its new deadline (handlers/deadlines.py)."""
-    if args:
+    """`/overdue [после N]`: appeals waiting for an answer past their current deadline, the
+    longest overdue first, a page at a time; a reopened appeal counts from its new deadline
+    (storage/appeals.py, `_DUE`), exactly as `/list overdue` and the reminders do."""
+    rest, after = split_after(args)
+    if rest:
         raise UsageError
-    overdue, total = await ctx.tx.appeals.overdue(
-        ctx.now, renew_hours=ctx.settings.answer_within_hours, limit=LIST_LIMIT
-    )
-    if not overdue:
-        ctx.reply(texts.OVERDUE_EMPTY)
-    else:
-        # The list shows each appeal's current deadline.
-        appeals = [dataclasses.replace(appeal, deadline_at=due) for appeal, due in overdue]
-        ctx.reply(list_text(ctx, appeals, total, texts.OVERDUE_TITLE.format(total=total)))
-    await audit(ctx, "overdue")
+    await show_listing(ctx, Listing("overdue", "overdue"), after)

@@ -1,5 +1,14 @@
-"""The resident's side of the conversation (SPEC §4): main menu, help, «Мои обращения»,
-additions to an open appeal, resuming a draft, withdrawing consent, and the appeal form."""
+"""The resident's side of the conversation (SPEC §4): main menu, help, «Мои обращения»
+(handlers/my_appeals.py), offers for what is written outside a dialogue
+(handlers/offers.py), resuming a draft, withdrawing consent, and the appeal form.
+
+The main menu's labels («Подать обращение», «Мои обращения», «Справка», «Удалить мои
+данные») do what they say whenever they come, typed or pressed, at any step: Telegram's
+persistent menu keyboard sends them as plain text, so they are never taken as an answer to
+the step (a description, an address). «Мои обращения» and «Справка» leave the dialogue
+where it was and ask its question again; «Подать обращение» in the middle of a form offers
+to continue it or start over.
+"""
 
 from __future__ import annotations
 
@@ -11,21 +20,20 @@ from handlers import keyboards, texts
 from handlers.context import Context
 from handlers.feedback import RATE_PREFIX, answer_question, rate, rating_keyboard
 from handlers.form import FORM_STEPS, CategoryStep, first_step
-from handlers.formatting import local_date, shorten, status_title
 from handlers.keyboards import CANCEL, MENU_PAYLOADS
 from handlers.messages import Button, Keyboard
-from handlers.notify import handlers_of, send_to_staff
+from handlers.my_appeals import MyAppealsStep, requested_page, show_my_appeals
+from handlers.offers import AdditionStep, IntakeStep, make_offer, new_appeal_data
 from handlers.staff_args import split_command
 from handlers.steps import Finish, Goto, Prompt, Stay, Step, Transition
-from handlers.text_input import is_one_of, pressed_button
-from storage.models import OPEN_STATUSES, Draft, Photo
+from handlers.text_input import button_label, is_one_of, pressed_button, visible_length
+from storage.models import Draft
 
 # A resident who comes back to an unfinished form after this long is asked whether to
 # continue or start over, instead of having the message taken as the answer.
 RESUME_AFTER = timedelta(minutes=30)
-MY_APPEALS_SHOWN = 10
-ADDITION_OFFERS = 3
-ANSWER_PREVIEW = 500
+# The main menu's buttons as typed labels only: a typed number means the step's own button.
+MENU_LABELS = Keyboard(rows=keyboards.help_menu().rows)
 
 
 def greet(ctx: Context, note: str | None = None) -> None:
@@ -46,32 +54,6 @@ def show_help(ctx: Context) -> None:
         ),
         keyboards.help_menu(),
     )
-
-
-async def show_my_appeals(ctx: Context) -> None:
-    appeals = await ctx.tx.appeals.of_resident(ctx.resident.id, limit=MY_APPEALS_SHOWN)
-    if not appeals:
-        ctx.reply(texts.NO_APPEALS, keyboards.main_menu())
-        return
-    lines = [texts.MY_APPEALS_TITLE]
-    for appeal in appeals:
-        category = ctx.settings.category(appeal.category)
-        settlement = ctx.settings.settlement(appeal.settlement)
-        lines.append(
-            texts.MY_APPEAL_LINE.format(
-                number=appeal.number,
-                date=local_date(appeal.created_at, ctx.settings.timezone),
-                category=category.title if category else appeal.category,
-                settlement=settlement.title if settlement else appeal.settlement,
-                status=status_title(appeal.status),
-            )
-        )
-        answers = await ctx.tx.thread.of_appeal(appeal.number, kinds=("answer",))
-        if answers and answers[-1].text:
-            lines.append(
-                texts.MY_APPEAL_ANSWER.format(text=shorten(answers[-1].text, ANSWER_PREVIEW))
-            )
-    ctx.reply("\n".join(lines), keyboards.main_menu())
 
 
 class ResumeStep(Step):
@@ -97,61 +79,6 @@ class ResumeStep(Step):
         return Goto(draft.data.pop("resume_step", CategoryStep.name))
 
 
-class AdditionStep(Step):
-    """A resident with an open appeal wrote outside a dialogue: add it to №N, or start anew."""
-
-    name = "addition"
-    form = False
-
-    def prompt(self, ctx: Context, draft: Draft) -> Prompt:
-        rows = tuple(
-            (Button(texts.ADD_TO.format(number=n), f"add:{n}"),) for n in draft.data["offers"]
-        )
-        rows += ((Button(texts.NEW_INSTEAD, "menu:new"),), (CANCEL,))
-        return Prompt(texts.ADDITION_OFFER, Keyboard(rows=rows, numbered=True))
-
-    async def handle(self, ctx: Context, draft: Draft, pressed: Button | None) -> Transition:
-        if pressed is None:
-            return Stay(texts.HINT_CHOOSE)
-        if pressed.payload == "menu:new":
-            draft.data.clear()
-            return Goto(first_step(ctx))
-        number = int(pressed.payload.removeprefix("add:"))
-        appeal = await ctx.tx.appeals.get(number)
-        if (
-            appeal is None
-            or appeal.resident_id != ctx.resident.id
-            or appeal.status not in OPEN_STATUSES
-        ):
-            ctx.reply(texts.ADDITION_CLOSED.format(number=number), keyboards.main_menu())
-            return Finish()
-        photos = tuple(Photo.from_dict(p) for p in draft.data.get("photos", []))
-        await ctx.tx.thread.add(
-            number,
-            kind="addition",
-            author="resident",
-            now=ctx.now,
-            text=draft.data.get("text") or None,
-            photos=photos,
-        )
-        await send_to_staff(
-            ctx,
-            await handlers_of(ctx, appeal),
-            texts.ADDITION_TO_STAFF.format(
-                number=number, text=draft.data.get("text") or texts.PHOTOS_ONLY
-            ),
-            appeal,
-            photos=photos,
-        )
-        ctx.reply(
-            texts.ADDITION_ACCEPTED.format(number=number),
-            keyboards.main_menu(),
-            appeal_number=number,
-        )
-        logger.info("appeal №{} addition from resident platform={}", number, ctx.message.platform)
-        return Finish()
-
-
 class ForgetStep(Step):
     """Withdrawing consent: name and phone erased from every appeal of the resident."""
 
@@ -165,6 +92,8 @@ class ForgetStep(Step):
     async def handle(self, ctx: Context, draft: Draft, pressed: Button | None) -> Transition:
         if pressed is None:
             return Stay(texts.HINT_CHOOSE)
+        # The queued and sent messages first: the appeals' contacts say what to look for.
+        await ctx.tx.retention.erase_person_from_outbox(ctx.resident.id)
         erased = await ctx.tx.appeals.erase_contacts_of_resident(ctx.resident.id)
         await ctx.tx.residents.withdraw_consent(ctx.resident.id)
         await ctx.tx.audit.add(
@@ -181,7 +110,15 @@ class ForgetStep(Step):
 
 
 STEPS: dict[str, Step] = {
-    step.name: step for step in (*FORM_STEPS, ResumeStep(), AdditionStep(), ForgetStep())
+    step.name: step
+    for step in (
+        *FORM_STEPS,
+        ResumeStep(),
+        AdditionStep(),
+        IntakeStep(),
+        ForgetStep(),
+        MyAppealsStep(),
+    )
 }
 
 
@@ -205,16 +142,31 @@ STAFF_COMMANDS = frozenset(
 )
 
 
-def ask(ctx: Context, step: Step, draft: Draft, hint: str | None = None) -> None:
-    """Put the step's question (after a hint, if any) with its buttons."""
-    prompt = step.prompt(ctx, draft)
+def ask(
+    ctx: Context, step: Step, draft: Draft, hint: str | None = None, *, again: bool = False
+) -> None:
+    """Put the step's question (after a hint, if any) with its buttons; `again`: the
+    question is repeated (after a hint or something shown in between), in its short form."""
+    prompt = step.again(ctx, draft) if again else step.prompt(ctx, draft)
     ctx.reply(f"{hint}\n\n{prompt.text}" if hint else prompt.text, prompt.keyboard)
 
 
 async def goto(ctx: Context, draft: Draft, step_name: str, hint: str | None = None) -> None:
+    """Save the draft at `step_name` and ask that step's question."""
     draft.step = step_name
-    await ctx.tx.drafts.save(ctx.message.platform, ctx.message.user_id, draft, ctx.now)
+    await _save(ctx, draft)
     ask(ctx, STEPS[step_name], draft, hint)
+
+
+async def stay(ctx: Context, draft: Draft, hint: str | None) -> None:
+    """Save the draft (what the answer changed) and ask the same question again."""
+    await _save(ctx, draft)
+    ask(ctx, STEPS[draft.step], draft, hint, again=True)
+
+
+async def _save(ctx: Context, draft: Draft) -> None:
+    draft.data.pop("mine_before", None)  # «Ещё» now continues no list
+    await ctx.tx.drafts.save(ctx.message.platform, ctx.message.user_id, draft, ctx.now)
 
 
 async def drop(ctx: Context) -> None:
@@ -222,8 +174,9 @@ async def drop(ctx: Context) -> None:
 
 
 async def handle_resident(ctx: Context) -> None:
-    """Everything a resident sends goes through here, in this order: expiry, global words
-    (cancel, menu, /forget, /help, commands), the current step, or the main menu."""
+    """Everything a resident sends goes through here, in this order: expiry, «Ещё» under a
+    list, global words (cancel, commands), ratings, answers to questions, the main menu,
+    the current step, or — outside a dialogue — the menu and the offers."""
     message = ctx.message
     draft = await ctx.tx.drafts.get(message.platform, message.user_id)
     if draft is not None and (draft.step not in STEPS or _expired(ctx, draft)):
@@ -231,8 +184,18 @@ async def handle_resident(ctx: Context) -> None:
         if draft.step in STEPS and STEPS[draft.step].form:
             ctx.reply(texts.DRAFT_EXPIRED.format(days=ctx.settings.limits.draft_ttl_days))
         draft = None
-    elif draft is not None and not STEPS[draft.step].form and _idle(ctx, draft):
-        await drop(ctx)  # a stale offer or confirmation: start from the menu
+    elif draft is not None and _disposable(draft) and _idle(ctx, draft):
+        await drop(ctx)  # a stale confirmation or bookmark: start from the menu
+        draft = None
+
+    before = requested_page(ctx, draft)
+    if before is not None:
+        await show_my_appeals(ctx, draft, before)
+        if draft is not None and draft.step != MyAppealsStep.name:
+            ask(ctx, STEPS[draft.step], draft, again=True)
+        return
+    if draft is not None and draft.step == MyAppealsStep.name:
+        await drop(ctx)  # the bookmark of a list: anything but «Ещё» goes on without it
         draft = None
 
     text = "" if message.payload is not None else message.text
@@ -248,28 +211,65 @@ async def handle_resident(ctx: Context) -> None:
     if message.payload is not None and message.payload.startswith(RATE_PREFIX):
         await rate(ctx, message.payload)
         if draft is not None:
-            ask(ctx, STEPS[draft.step], draft)
+            ask(ctx, STEPS[draft.step], draft, again=True)
+        return
+    if await _typed_rating(ctx, draft):
         return
     in_form = draft is not None and STEPS[draft.step].form
-    if not in_form and message.payload is None and (text or message.photos):
+    if not in_form and message.payload is None and (visible_length(text) or message.photos):
         question = await ctx.tx.questions.open_for(ctx.resident.id)
         if question is not None and not is_one_of(text, texts.MENU_WORDS):
-            await drop(ctx)
             await answer_question(ctx, question)
+            if draft is not None and STEPS[draft.step].keeps:
+                ask(ctx, STEPS[draft.step], draft, again=True)  # still kept, still to choose
+            else:
+                await drop(ctx)
             return
+    menu = _menu_button(ctx, draft)
     if draft is not None and STEPS[draft.step].form:
-        menu_asked = is_one_of(text, texts.MENU_WORDS) or message.payload == keyboards.NEW.payload
-        if draft.step != ResumeStep.name and (menu_asked or _idle(ctx, draft)):
+        new = is_one_of(text, texts.MENU_WORDS) or (menu is not None and menu == keyboards.NEW)
+        if draft.step == ResumeStep.name and new:
+            ask(ctx, STEPS[draft.step], draft, again=True)  # the same choice, still open
+            return
+        if draft.step != ResumeStep.name and (new or _idle(ctx, draft)):
             draft.data["resume_step"] = draft.step
             await goto(ctx, draft, ResumeStep.name)
             return
+    if menu is not None:
+        await _menu_choice(ctx, draft, menu.payload)
+        return
     if draft is None:
         if is_one_of(text, texts.MENU_WORDS):
             greet(ctx)
         else:
             await _idle_menu(ctx)
         return
+    if is_one_of(text, texts.MENU_WORDS):  # an offer or a confirmation on screen
+        if STEPS[draft.step].keeps:
+            ask(ctx, STEPS[draft.step], draft, again=True)  # what it keeps is not dropped
+        else:
+            await drop(ctx)
+            greet(ctx)
+        return
     await _answer_step(ctx, draft)
+
+
+async def withdrawal(ctx: Context) -> bool:
+    """For a banned identity, whose messages are otherwise ignored: withdrawing consent
+    (152-ФЗ) works for everyone. /forget or «Удалить мои данные» opens the confirmation, and
+    the answer to it is handled; True if this message was one of those."""
+    message = ctx.message
+    draft = await ctx.tx.drafts.get(message.platform, message.user_id)
+    if draft is not None and draft.step == ForgetStep.name:
+        await handle_resident(ctx)
+        return True
+    text = "" if message.payload is not None else message.text
+    asked = message.payload == keyboards.FORGET.payload or is_one_of(text, (texts.FORGET_ME,))
+    if text.startswith("/") and split_command(text)[0] == "forget":
+        asked = True
+    if asked:
+        await goto(ctx, Draft(step=ForgetStep.name), ForgetStep.name)
+    return asked
 
 
 async def _cancel(ctx: Context, draft: Draft | None) -> None:
@@ -290,10 +290,50 @@ def _idle(ctx: Context, draft: Draft) -> bool:
     return draft.updated_at is not None and ctx.now - draft.updated_at > RESUME_AFTER
 
 
+def _disposable(draft: Draft) -> bool:
+    """A draft that holds nothing the resident wrote: dropped once they are idle."""
+    step = STEPS[draft.step]
+    return not step.form and not step.keeps
+
+
 def _free_text(ctx: Context, draft: Draft | None) -> bool:
     if draft is None or not STEPS[draft.step].form:
         return False
     return not STEPS[draft.step].prompt(ctx, draft).keyboard.numbered
+
+
+def _menu_button(ctx: Context, draft: Draft | None) -> Button | None:
+    """A main-menu button this message presses, wherever it comes: the button's payload (an
+    old keyboard, Telegram's menu), or its label typed. The step's own buttons come first
+    (a typed number is the step's), and those of them that are the menu's count as such
+    («Новое обращение» is «Подать обращение»)."""
+    message = ctx.message
+    if message.payload is not None:
+        if message.payload not in MENU_PAYLOADS:
+            return None
+        return next(b for b in MENU_LABELS.buttons if b.payload == message.payload)
+    if draft is not None:
+        own = pressed_button(message, STEPS[draft.step].prompt(ctx, draft).keyboard)
+        if own is not None:
+            return own if own.payload in MENU_PAYLOADS else None
+    return pressed_button(message, MENU_LABELS)
+
+
+async def _typed_rating(ctx: Context, draft: Draft | None) -> bool:
+    """«Вопрос решён» or «Вопрос не решён» typed (e.g. on Telegram, where the rating
+    buttons are inline): rates the latest answer that is not rated yet, wherever it comes."""
+    message = ctx.message
+    if message.payload is not None or pressed_button(message, rating_keyboard(0)) is None:
+        return False
+    unrated = await ctx.tx.appeals.latest_unrated_answer(ctx.resident.id)
+    if unrated is None:
+        return False
+    typed = pressed_button(message, rating_keyboard(unrated.number))
+    assert typed is not None
+    await rate(ctx, typed.payload)
+    if draft is not None:
+        ask(ctx, STEPS[draft.step], draft, again=True)
+    return True
 
 
 async def _command(ctx: Context, draft: Draft | None, name: str) -> None:
@@ -307,72 +347,65 @@ async def _command(ctx: Context, draft: Draft | None, name: str) -> None:
             texts.COMMAND_UNAVAILABLE if name in STAFF_COMMANDS else texts.HINT_UNKNOWN_COMMAND
         )
     if draft is not None:
-        ask(ctx, STEPS[draft.step], draft)
+        ask(ctx, STEPS[draft.step], draft, again=True)
     elif name != "help":
         greet(ctx)
 
 
 async def _menu_choice(ctx: Context, draft: Draft | None, payload: str) -> None:
-    """A main-menu button, pressed from the menu or from an old keyboard mid-dialogue."""
+    """A main-menu button, from the menu or in the middle of a dialogue (a form's «Подать
+    обращение» is answered before: it offers to continue or start over)."""
     if payload == keyboards.NEW.payload:
-        await goto(ctx, Draft(step=""), first_step(ctx))
+        if draft is not None and STEPS[draft.step].keeps:
+            # What the offer kept goes into the new appeal.
+            draft.data = new_appeal_data(ctx, draft.data)
+        else:
+            draft = Draft(step="")
+        await goto(ctx, draft, first_step(ctx))
     elif payload == keyboards.FORGET.payload:
         await goto(ctx, draft or Draft(step=""), ForgetStep.name)
     else:
         if payload == keyboards.MINE.payload:
-            await show_my_appeals(ctx)
+            await show_my_appeals(ctx, draft)
         else:
             show_help(ctx)
         if draft is not None:
-            ask(ctx, STEPS[draft.step], draft)
+            ask(ctx, STEPS[draft.step], draft, again=True)
 
 
 async def _idle_menu(ctx: Context) -> None:
+    """A message outside any dialogue: a menu button's number, a stale button, a message
+    to offer to add to an open appeal or to file, or else the greeting."""
     message = ctx.message
-    unrated = await ctx.tx.appeals.latest_unrated_answer(ctx.resident.id)
-    if unrated is not None and message.payload is None:
-        typed = pressed_button(message, rating_keyboard(unrated.number))
-        if typed is not None:
-            await rate(ctx, typed.payload)
-            return
     pressed = pressed_button(message, keyboards.help_menu())
     if pressed is not None:
         await _menu_choice(ctx, None, pressed.payload)
         return
-    if message.payload is not None:
-        greet(ctx, texts.HINT_STALE_BUTTON)
+    if message.payload is not None or button_label(message.text) is not None:
+        greet(ctx, texts.HINT_STALE_BUTTON)  # a button of a dialogue that is over
         return
     if len(message.text) > ctx.settings.limits.max_description:
         limit = ctx.settings.limits.max_description
         greet(ctx, texts.DESCRIPTION_TOO_LONG.format(length=len(message.text), max=limit))
         return
-    if message.text or message.photos:
-        open_appeals = await ctx.tx.appeals.of_resident(
-            ctx.resident.id, limit=ADDITION_OFFERS, open_only=True
-        )
-        if open_appeals:
-            draft = Draft(
-                step=AdditionStep.name,
-                data={
-                    "offers": [a.number for a in open_appeals],
-                    "text": message.text,
-                    "photos": [p.to_dict() for p in message.photos],
-                },
-            )
-            await goto(ctx, draft, AdditionStep.name)
-            return
-    greet(ctx)
+    offer = await make_offer(ctx)
+    if offer is None:
+        greet(ctx)
+        return
+    hint = None
+    if offer.step == IntakeStep.name:
+        s = ctx.settings
+        hint = texts.INTAKE_GREETING.format(bot_name=s.bot_name, hours=s.answer_within_hours)
+    await goto(ctx, offer, offer.step, hint)
 
 
 async def _answer_step(ctx: Context, draft: Draft) -> None:
     message = ctx.message
     step = STEPS[draft.step]
-    pressed = pressed_button(message, step.prompt(ctx, draft).keyboard)
+    keyboard = step.prompt(ctx, draft).keyboard
+    pressed = pressed_button(message, keyboard)
     if pressed is None and message.payload is not None:
-        if message.payload in MENU_PAYLOADS:
-            await _menu_choice(ctx, draft, message.payload)
-        else:
-            ask(ctx, step, draft, texts.HINT_STALE_BUTTON)
+        ask(ctx, step, draft, texts.HINT_STALE_BUTTON, again=True)
         return
     if pressed is not None and pressed.payload == keyboards.CANCEL.payload:  # its number typed
         await _cancel(ctx, draft)
@@ -382,7 +415,11 @@ async def _answer_step(ctx: Context, draft: Draft) -> None:
         await goto(ctx, draft, previous or step.name)
         return
     if pressed is None and message.unsupported:
-        ask(ctx, step, draft, texts.HINT_UNSUPPORTED)
+        ask(ctx, step, draft, texts.HINT_UNSUPPORTED, again=True)
+        return
+    label = button_label(message.text) if pressed is None and not keyboard.numbered else None
+    if label is not None:  # «Пропустить» where there is none is not a description
+        ask(ctx, step, draft, texts.HINT_NOT_HERE.format(label=label), again=True)
         return
     transition = await step.handle(ctx, draft, pressed)
     if isinstance(transition, Finish):
@@ -390,4 +427,4 @@ async def _answer_step(ctx: Context, draft: Draft) -> None:
     elif isinstance(transition, Goto):
         await goto(ctx, draft, transition.step)
     else:
-        await goto(ctx, draft, step.name, transition.hint)
+        await stay(ctx, draft, transition.hint)

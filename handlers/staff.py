@@ -8,21 +8,30 @@ that does not exist, so nothing leaks (SPEC §12).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
+
 from loguru import logger
 
 from handlers import texts
-from handlers.appeal_view import card, organisation, settlement_title, thread_lines
+from handlers.appeal_view import FINISHED, card, organisation, settlement_title, thread_lines
 from handlers.context import Context
 from handlers.feedback import rating_keyboard
-from handlers.formatting import local_date, local_time, status_title
+from handlers.formatting import local_date, local_time, status_title, status_word
+from handlers.messages import Button, Keyboard
 from handlers.notify import tell_resident
-from handlers.staff_args import UsageError, number_and_text
-from storage.models import Appeal, Status
+from handlers.staff_args import UsageError, number_and_text, split_after
+from handlers.text_input import fold
+from storage.models import Appeal, Draft, Status
 from storage.staff import StaffMember
 
 LIST_LIMIT = 30
-FINISHED = (Status.CLOSED, Status.REJECTED)
+# Lists say how many appeals they hold up to this many; past it, «больше 1000» (a count of
+# every row would stall the loop at a million appeals).
+COUNT_UP_TO = 1000
 OPEN = (Status.NEW, Status.IN_PROGRESS)
+# The lists of /list: which statuses each holds. «overdue» is those waiting for an answer
+# past their current deadline (the same rule as /overdue and the reminders, SPEC §8).
 LIST_FILTERS: dict[str, tuple[Status, ...]] = {
     "open": OPEN,
     "new": (Status.NEW,),
@@ -31,6 +40,7 @@ LIST_FILTERS: dict[str, tuple[Status, ...]] = {
     "answered": (Status.ANSWERED,),
     "all": tuple(Status),
 }
+NEWEST_FIRST = frozenset({"answered", "all"})
 
 
 def member(ctx: Context) -> StaffMember:
@@ -53,7 +63,7 @@ async def open_appeal(ctx: Context, number: int) -> Appeal | None:
     """As visible_appeal, and not closed or rejected."""
     appeal = await visible_appeal(ctx, number)
     if appeal is not None and appeal.status in FINISHED:
-        ctx.reply(texts.APPEAL_FINISHED.format(number=number, status=status_title(appeal.status)))
+        ctx.reply(texts.APPEAL_FINISHED.format(number=number, status=status_word(appeal.status)))
         return None
     return appeal
 
@@ -87,30 +97,137 @@ async def audit(ctx: Context, action: str, number: int | None = None, details: s
 
 
 async def cmd_list(ctx: Context, args: str) -> None:
-    key = args.casefold() or "open"
-    if key not in LIST_FILTERS or (key == "open" and args):
+    """`/list [фильтр] [после N]`: a page of the appeals of my settlements (all of them for
+    a moderator). Those waiting for an answer come most urgent first (earliest current
+    deadline); «answered» and «all» come latest first. A page ends, when more follow, with
+    a «Ещё» button and the command that shows the next page (typing «Ещё» works too)."""
+    rest, after = split_after(args)
+    key = rest.casefold() or "open"
+    if key not in LIST_FILTERS or (key == "open" and rest):
         raise UsageError
+    await show_listing(ctx, Listing("list", key), after)
+
+
+@dataclass(frozen=True)
+class Listing:
+    """Which list: `/list <key>` or `/overdue` (key "overdue", every settlement)."""
+
+    command: str
+    key: str
+
+    @property
+    def typed(self) -> str:
+        """The command as an official types it."""
+        if self.command == "list" and self.key != "open":
+            return f"/list {self.key}"
+        return f"/{self.command}"
+
+    def payload(self, after: int) -> str:
+        return f"{LISTING_PAYLOAD}{self.command}:{self.key}:{after}"
+
+
+LISTING_PAYLOAD = "page:"
+# The draft row of a staff member who has a list with more pages: what «Ещё» continues.
+LISTING_BOOKMARK = "staff:listing"
+
+
+async def show_listing(ctx: Context, listing: Listing, after: int | None) -> None:
+    """One page of a list, the first or the one after appeal №`after`; every statement is
+    an index range of about a page (storage/appeals.py), whatever the size of the register."""
     staff = member(ctx)
-    appeals, total = await ctx.tx.appeals.listing(
-        statuses=LIST_FILTERS[key],
-        settlements=None if staff.moderator else sorted(staff.settlements),
-        overdue_at=ctx.now if key == "overdue" else None,
+    if after is not None and await visible_appeal(ctx, after) is None:
+        return
+    statuses = LIST_FILTERS[listing.key]
+    settlements = None if staff.moderator else sorted(staff.settlements)
+    due_before = ctx.now if listing.key == "overdue" else None
+    page = await ctx.tx.appeals.listing(
+        statuses=statuses,
+        settlements=settlements,
+        due_before=due_before,
+        newest_first=listing.key in NEWEST_FIRST,
+        after=after,
         limit=LIST_LIMIT,
     )
-    title = texts.LIST_FILTERS[key]
-    if not appeals:
-        ctx.reply(texts.LIST_EMPTY.format(filter=title))
-    else:
-        ctx.reply(
-            list_text(ctx, appeals, total, texts.LIST_TITLE.format(filter=title, total=total))
+    title = texts.LIST_FILTERS[listing.key]
+    overdue = listing.command == "overdue"
+    if after is not None:
+        heading = (texts.OVERDUE_TITLE_NEXT if overdue else texts.LIST_TITLE_NEXT).format(
+            filter=title, after=after
         )
-    await audit(ctx, "list", details=key)
+    else:
+        count = await ctx.tx.appeals.count(
+            statuses=statuses,
+            settlements=settlements,
+            due_before=due_before,
+            up_to=COUNT_UP_TO + 1,
+        )
+        total = texts.LIST_MANY.format(count=COUNT_UP_TO) if count > COUNT_UP_TO else str(count)
+        heading = (texts.OVERDUE_TITLE if overdue else texts.LIST_TITLE).format(
+            filter=title, total=total
+        )
+    keyboard = None
+    if not page.rows:
+        if after is not None:
+            ctx.reply(texts.LIST_END.format(filter=title))
+        else:
+            ctx.reply(texts.OVERDUE_EMPTY if overdue else texts.LIST_EMPTY.format(filter=title))
+    else:
+        lines = [heading, *list_lines(ctx, page.rows)]
+        last = page.rows[-1][0].number
+        if page.more:
+            lines.append(texts.LIST_NEXT.format(command=listing.typed, after=last))
+            keyboard = Keyboard(rows=((Button(texts.MORE, listing.payload(last)),),), inline=True)
+        ctx.reply("\n".join(lines), keyboard)
+    await _bookmark(ctx, listing, page.rows[-1][0].number if keyboard is not None else None)
+    details = listing.key if after is None else f"{listing.key} after {after}"
+    await audit(ctx, listing.command, details=details)
 
 
-def list_text(ctx: Context, appeals: list[Appeal], total: int, title: str) -> str:
+async def _bookmark(ctx: Context, listing: Listing, after: int | None) -> None:
+    """Remember where «Ещё» typed as text continues (staff use no other draft)."""
+    platform, user_id = ctx.message.platform, ctx.message.user_id
+    if after is None:
+        if await ctx.tx.drafts.get(platform, user_id) is not None:
+            await ctx.tx.drafts.delete(platform, user_id)
+        return
+    data = {"command": listing.command, "key": listing.key, "after": after}
+    await ctx.tx.drafts.save(platform, user_id, Draft(step=LISTING_BOOKMARK, data=data), ctx.now)
+
+
+async def continue_listing(ctx: Context) -> bool:
+    """«Ещё» under a list, pressed or typed: the next page. False if the message is not
+    that (or the list is gone), for the caller to answer it otherwise."""
+    message = ctx.message
+    listing: Listing | None = None
+    after: int | None = None
+    if message.payload is not None and message.payload.startswith(LISTING_PAYLOAD):
+        command, _, rest = message.payload.removeprefix(LISTING_PAYLOAD).partition(":")
+        key, _, number = rest.partition(":")
+        if number.isascii() and number.isdecimal() and len(number) <= 9:
+            listing, after = Listing(command, key), int(number)
+    elif message.payload is None and fold(message.text) == fold(texts.MORE):
+        draft = await ctx.tx.drafts.get(message.platform, message.user_id)
+        if draft is not None and draft.step == LISTING_BOOKMARK:
+            data = draft.data
+            if isinstance(data.get("after"), int):
+                listing = Listing(str(data.get("command")), str(data.get("key")))
+                after = data["after"]
+    if listing is None or after is None:
+        return False
+    allowed = (listing.command == "list" and listing.key in LIST_FILTERS) or (
+        listing.command == "overdue" and listing.key == "overdue" and member(ctx).moderator
+    )
+    if not allowed:
+        return False
+    await show_listing(ctx, listing, after)
+    return True
+
+
+def list_lines(ctx: Context, rows: list[tuple[Appeal, datetime]]) -> list[str]:
+    """One line an appeal, with its current deadline."""
     tz = ctx.settings.timezone
-    lines = [title]
-    for appeal in appeals:
+    lines = []
+    for appeal, due in rows:
         category = ctx.settings.category(appeal.category)
         lines.append(
             texts.LIST_LINE.format(
@@ -119,12 +236,10 @@ def list_text(ctx: Context, appeals: list[Appeal], total: int, title: str) -> st
                 category=category.title if category else appeal.category,
                 settlement=settlement_title(ctx.settings, appeal.settlement),
                 status=status_title(appeal.status),
-                deadline=local_time(appeal.deadline_at, tz),
+                deadline=local_time(due, tz),
             )
         )
-    if total > len(appeals):
-        lines.append(texts.LIST_MORE.format(more=total - len(appeals)))
-    return "\n".join(lines)
+    return lines
 
 
 async def cmd_show(ctx: Context, args: str) -> None:

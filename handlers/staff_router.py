@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from handlers import moderation, staff, texts
 from handlers.appeal_view import settlement_title
 from handlers.context import Context
-from handlers.staff import member, reply_to_resident
+from handlers.staff import continue_listing, member, reply_to_resident
 from handlers.staff_args import UsageError, split_command
-from handlers.text_input import is_one_of
+from handlers.text_input import is_one_of, visible_length
 from storage.staff import StaffMember
 
 CommandFn = Callable[[Context, str], Awaitable[None]]
@@ -53,10 +53,18 @@ COMMANDS: dict[str, Command] = {
 
 
 async def handle_staff(ctx: Context) -> None:
-    """Commands, quote-replies to notifications, and a hint for anything else."""
+    """Commands, quote-replies to notifications, «Ещё» under a list, and a hint for
+    anything else. A quote-reply with nothing visible in it is not an answer."""
     message = ctx.message
     text = message.text
-    if message.reply_to and text and not text.startswith("/") and message.payload is None:
+    if await continue_listing(ctx):
+        return
+    if (
+        message.reply_to
+        and visible_length(text)
+        and not text.startswith("/")
+        and message.payload is None
+    ):
         number = await ctx.tx.outbox.appeal_of_message(
             message.platform, message.chat_id, message.reply_to
         )

@@ -40,14 +40,22 @@ Transition = Goto | Stay | Finish
 
 class Step(ABC):
     """One question of a dialogue. `name` is what the draft stores; `form` marks a draft
-    that holds an appeal in progress (kept until draft_ttl_days, offered to continue); the
-    others (an addition offer, a confirmation) are dropped once the resident is idle."""
+    that holds an appeal in progress (kept until draft_ttl_days, offered to continue);
+    `keeps` one that holds what the resident sent and has not yet said where it goes (an
+    addition offer: kept until draft_ttl_days too, never thrown away unasked); the others
+    (a confirmation, a bookmark) are dropped once the resident is idle."""
 
     name: str
     form: bool = True
+    keeps: bool = False
 
     @abstractmethod
     def prompt(self, ctx: Context, draft: Draft) -> Prompt: ...
+
+    def again(self, ctx: Context, draft: Draft) -> Prompt:
+        """The question asked again, after a hint or something shown in between: the same
+        buttons, and a text that may be shorter (the consent document is not repeated)."""
+        return self.prompt(ctx, draft)
 
     @abstractmethod
     async def handle(self, ctx: Context, draft: Draft, pressed: Button | None) -> Transition: ...

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from handlers import texts
 from handlers.messages import Button, Incoming, Keyboard
 
 _KEEP_CONTROLS = {"\n", "\t"}
@@ -37,31 +38,92 @@ def visible_length(text: str) -> int:
     )
 
 
-def _fold(text: str) -> str:
-    return " ".join(text.casefold().split())
+# Explicit directional formatting: embeddings, overrides and isolates (U+202A–U+202E,
+# U+2066–U+2069). Unbalanced, they reorder whatever follows them on the reader's screen.
+_BIDI_CONTROLS = re.compile("[\u202a-\u202e\u2066-\u2069]")
+_FINAL_PUNCTUATION = ".!?…"
+
+
+def neutralise_bidi(text: str) -> str:
+    """`text` for staff to read: without the bidi controls that could make a resident's
+    text (or name) display in another order than it was written, or spill over into the
+    words of the message around it. The stored text keeps them (it is data, SPEC §12); the
+    marks LRM/RLM, which move nothing but a neighbouring character, stay."""
+    return _BIDI_CONTROLS.sub("", text)
+
+
+def fold(text: str) -> str:
+    """Typed text as it is compared with labels and words: case, ё/е, commas, repeated
+    spaces and a final «.», «!», «?» or «…» do not matter («вопрос решен!» is «Вопрос
+    решён», «Да, удалить» is «да удалить»)."""
+    folded = text.casefold().replace("ё", "е").replace(",", " ")
+    return " ".join(folded.split()).rstrip(_FINAL_PUNCTUATION).rstrip()
 
 
 def is_one_of(text: str, words: tuple[str, ...]) -> bool:
-    folded = _fold(text)
-    return any(folded == _fold(word) for word in words)
+    folded = fold(text)
+    return bool(folded) and any(folded == fold(word) for word in words)
+
+
+def _aliases(button: Button) -> frozenset[str]:
+    return frozenset(fold(alias) for alias in texts.TYPED_ALIASES.get(button.label, ()))
 
 
 def pressed_button(message: Incoming, keyboard: Keyboard) -> Button | None:
-    """The button of `keyboard` this message presses: its payload, its label typed (case and
-    surrounding spaces ignored), or — on a choice step — its number in the list."""
+    """The button of `keyboard` this message presses: its payload, its label typed (folded,
+    see `fold`), an obvious other answer to its question (texts.TYPED_ALIASES: «да» for
+    «Согласен»), or — on a choice step — its number in the list."""
     buttons = keyboard.buttons
     if message.payload is not None:
         return next((b for b in buttons if b.payload == message.payload), None)
     if not message.text:
         return None
-    folded = _fold(message.text)
+    folded = fold(message.text)
+    if not folded:
+        return None
     for button in buttons:
-        if _fold(button.label) == folded:
+        if fold(button.label) == folded:
+            return button
+    for button in buttons:
+        if folded in _aliases(button):
             return button
     if keyboard.numbered and folded.isascii() and folded.isdecimal() and len(folded) <= 3:
         index = int(folded) - 1
         if 0 <= index < len(buttons):
             return buttons[index]
+    return None
+
+
+# Every fixed label of the dialogue's buttons but the main menu's (those do what they say
+# wherever they are typed, handlers/resident.py) and «Отмена» (a global word).
+_DIALOGUE_LABELS = frozenset(
+    fold(label)
+    for label in (
+        texts.AGREE,
+        texts.DISAGREE,
+        texts.BACK,
+        texts.SKIP,
+        texts.DONE,
+        texts.KEEP_NAME,
+        texts.SEND,
+        texts.CONTINUE,
+        texts.START_OVER,
+        texts.NEW_INSTEAD,
+        texts.FORGET_YES,
+        texts.RESOLVED,
+        texts.UNRESOLVED,
+        texts.MORE,
+    )
+)
+_ADD_TO = re.compile(re.escape(fold(texts.ADD_TO)).replace(re.escape("{number}"), r"\s*\d+"))
+
+
+def button_label(text: str) -> str | None:
+    """The dialogue button whose label `text` is, as typed, if any: a free-text step does
+    not take «Пропустить» or «Дополнить №3» for an address or a description."""
+    folded = fold(text)
+    if folded in _DIALOGUE_LABELS or _ADD_TO.fullmatch(folded):
+        return text.strip()
     return None
 
 

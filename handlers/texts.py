@@ -23,10 +23,53 @@ ADD_TO = "Дополнить №{number}"
 NEW_INSTEAD = "Новое обращение"
 FORGET_ME = "Удалить мои данные"
 FORGET_YES = "Да, удалить"
+RESOLVED = "Вопрос решён"
+UNRESOLVED = "Вопрос не решён"
 
-# Typed words that open the main menu from anywhere (compared case-insensitively).
+# Typed words that open the main menu from anywhere. Typed text is compared folded: case,
+# ё/е, commas, repeated spaces and a final «.», «!» or «?» do not matter.
 MENU_WORDS = ("начать", "меню", "/start", "/menu", "start")
 CANCEL_WORDS = ("отмена", "/cancel")
+
+# What people type instead of a button's exact label (SPEC §3: typing a label presses the
+# button): the obvious answers to the question the button answers. Only the buttons of the
+# step at hand are looked at, so «да» means «Согласен» at the consent and «Да, удалить»
+# at the confirmation of /forget.
+TYPED_ALIASES: dict[str, tuple[str, ...]] = {
+    AGREE: (
+        "да",
+        "согласна",
+        "согласны",
+        "да согласен",
+        "да согласна",
+        "я согласен",
+        "я согласна",
+        "даю согласие",
+    ),
+    DISAGREE: ("нет", "не согласна", "не согласны", "нет не согласен", "нет не согласна"),
+    FORGET_YES: ("да", "удалить", "удалите", "да удалите"),
+    SEND: ("да", "все верно", "верно", "да все верно", "отправь"),
+    SKIP: ("нет", "пропуск", "не надо", "не нужно"),
+    KEEP_NAME: ("оставить",),
+    DONE: ("все",),
+    RESOLVED: ("решен", "да решен"),
+    UNRESOLVED: ("не решен", "нет не решен"),
+}
+# Greetings a first message may open with; what follows them decides whether the message
+# already describes a problem (handlers/offers.py, `describes_problem`).
+GREETINGS = (
+    "здравствуйте",
+    "здравствуй",
+    "привет",
+    "приветствую",
+    "добрый день",
+    "день добрый",
+    "добрый вечер",
+    "доброе утро",
+    "доброй ночи",
+    "доброго дня",
+    "доброго времени суток",
+)
 
 STATUS_TITLES = {
     "new": "Новое",
@@ -34,6 +77,14 @@ STATUS_TITLES = {
     "answered": "Отвечено",
     "closed": "Закрыто",
     "rejected": "Отклонено",
+}
+# The same, in the middle of a sentence («уже закрыто»).
+STATUS_WORDS = {
+    "new": "новое",
+    "in_progress": "в работе",
+    "answered": "отвечено",
+    "closed": "закрыто",
+    "rejected": "отклонено",
 }
 
 # --- Main menu and help --------------------------------------------------------------------
@@ -43,6 +94,21 @@ GREETING = (
     "в течение {hours} ч.\n\nВыберите, что вы хотите сделать."
 )
 MENU_AGAIN = "Чем ещё можем помочь?"
+# A first message that already describes a problem (handlers/offers.py, IntakeStep).
+INTAKE_GREETING = (
+    "Здравствуйте! Это канал обратной связи: {bot_name}. Ответ на обращение придёт "
+    "в этот же чат в течение {hours} ч."
+)
+INTAKE_OFFER = (
+    "Подать обращение с этим текстом? Нажмите «Подать обращение»: текст станет описанием, "
+    "останется выбрать тему и населённый пункт. Можно дописать подробности следующим "
+    "сообщением — они добавятся к тексту."
+)
+INTAKE_OFFER_PHOTOS = (
+    "Подать обращение с этими фото? Нажмите «Подать обращение»: фото будут приложены, "
+    "останется выбрать тему, населённый пункт и описать проблему."
+)
+INTAKE_KEPT = "Это сообщение тоже сохранено для обращения."
 HELP_TEXT = (
     "{bot_name}: канал обратной связи с жителями.\n\n"
     "Напишите о проблеме (ЖКХ, дороги, благоустройство и др.) — обращение получит номер, "
@@ -69,6 +135,8 @@ CONSENT = (
     "Политика обработки персональных данных (редакция {version}): {url}\n\n"
     "Вы даёте согласие?"
 )
+# Asked again after an answer that is neither button: the document itself stays above.
+CONSENT_AGAIN = "Текст согласия — в сообщении выше. Вы даёте согласие?"
 CONSENT_REFUSED = (
     "Без согласия на обработку персональных данных мы не можем принять обращение. "
     "Если передумаете — нажмите «Подать обращение» ещё раз."
@@ -88,6 +156,15 @@ DESCRIPTION_TOO_LONG = (
     "Слишком длинно: {length} знаков при максимуме {max}. "
     "Пожалуйста, сократите текст и отправьте его снова."
 )
+# The description step when there is text already: a whole description (come back with
+# «Назад», or brought from the first message) or the start of one that was too short.
+DESCRIPTION_KEPT = (
+    "Сейчас описание такое:\n«{text}»\nНажмите «Оставить как есть» или напишите описание заново."
+)
+DESCRIPTION_PARTIAL = (
+    "Уже написано: «{text}» ({length} из минимум {min} знаков). "
+    "Следующее сообщение добавится к этому тексту."
+)
 ASK_PLACE = (
     "Укажите адрес или место (улица, дом, ориентир) или отправьте геопозицию. "
     "Если адрес не нужен — «Пропустить»."
@@ -103,6 +180,10 @@ PHOTOS_EXPECTED = "Здесь ждём фото. Когда закончите, 
 ASK_NAME = "Как к вам обращаться? Напишите имя или нажмите «Пропустить»."
 ASK_NAME_WITH_PROFILE = (
     "Как к вам обращаться? В профиле указано: {name}. "
+    "Нажмите «Оставить как есть», напишите другое имя или «Пропустить»."
+)
+ASK_NAME_KEPT = (
+    "Как к вам обращаться? Сейчас указано: {name}. "
     "Нажмите «Оставить как есть», напишите другое имя или «Пропустить»."
 )
 NAME_TOO_LONG = "Имя слишком длинное (больше {max} знаков). Напишите короче, пожалуйста."
@@ -154,6 +235,8 @@ HINT_UNSUPPORTED = (
     "Я понимаю текст, фото и геопозицию; стикеры, голосовые сообщения и файлы принять не могу."
 )
 HINT_TEXT_EXPECTED = "Пожалуйста, напишите ответ текстом."
+# A button's label typed on a step that does not have that button.
+HINT_NOT_HERE = "Кнопки «{label}» на этом шаге нет."
 HINT_UNKNOWN_COMMAND = "Такой команды нет."
 COMMAND_UNAVAILABLE = "Эта команда недоступна."
 FLOOD_WARNING = (
@@ -166,11 +249,19 @@ SOMETHING_WENT_WRONG = (
 
 # --- My appeals and additions --------------------------------------------------------------
 NO_APPEALS = "У вас пока нет обращений."
-MY_APPEALS_TITLE = "Ваши обращения (сначала новые):"
+MY_APPEALS_TITLE = "Ваши обращения (сначала новые), всего {total}:"
+MY_APPEALS_NEXT_TITLE = "Ваши обращения, {first}–{last} из {total}:"
 MY_APPEAL_LINE = "№{number} от {date} · {category} · {settlement} · {status}"
 MY_APPEAL_ANSWER = "  Ответ: {text}"
+MY_APPEALS_MORE = "Показаны {first}–{last} из {total}. Следующие — кнопка «Ещё»."
+MY_APPEALS_END = "Это все ваши обращения."
 ADDITION_OFFER = (
     "У вас есть обращение в работе. Добавить это сообщение к нему или подать новое обращение?"
+)
+ADDITION_KEPT = "Это сообщение тоже сохранено: оно уйдёт вместе с первым, когда вы выберете."
+ADDITION_TOO_LONG = (
+    "Это сообщение не сохранено: вместе с предыдущими получается {length} знаков при "
+    "максимуме {max}. Сократите его и отправьте снова."
 )
 ADDITION_ACCEPTED = "Дополнение к обращению №{number} принято и передано специалистам."
 ADDITION_CLOSED = "Обращение №{number} уже закрыто, дополнить его нельзя."
@@ -196,8 +287,6 @@ DEMO_INTRO = (
 DEMO_DATABASE = "База данных демо: {path}"
 
 # --- Answers, questions and notices to the resident (SPEC §4, §5) ------------------------
-RESOLVED = "Вопрос решён"
-UNRESOLVED = "Вопрос не решён"
 ANSWER_TO_RESIDENT = "Ответ на обращение №{number}\n{organisation}:\n\n{text}"
 ANSWER_CONTINUED = "Ответ на обращение №{number} (продолжение)"
 RATE_PROMPT = "Пожалуйста, оцените ответ: вопрос решён?"
@@ -228,16 +317,17 @@ BANNED_NOTICE = (
 # --- Notifications to staff (SPEC §5) ------------------------------------------------------
 CARD_NEW = "Новое обращение №{number}"
 CARD_SHOW = "Обращение №{number}"
-CARD_SHOW = "Обращение №{number}"
 CARD_REASSIGNED = "Обращение №{number} передано вашему поселению"
 CARD_LINES = "Тема: {category}\nНаселённый пункт: {settlement}\nТекст: {text}\nАдрес: {place}"
 CARD_LOCATION = (
     "Геопозиция: {lat:.6f}, {lon:.6f} — https://yandex.ru/maps/?pt={lon:.6f},{lat:.6f}&z=17"
 )
 CARD_PHOTOS = "Фото: {count} (во вложении)"
-CARD_CONTACT = "Контакт: {name}, {phone}"
+CARD_CONTACT = "Контакт: {contact}"
+CARD_NO_CONTACT = "Контакт: не указан"
 CARD_DEADLINE = "Ответить до: {deadline} ({tz})"
 CARD_STATUS = "Статус: {status}"
+CARD_FINISHED = "Обращение {status}: ответить или взять в работу уже нельзя."
 CARD_HOW_TO_ANSWER = (
     "Ответить: /reply {number} текст — или ответьте на это сообщение цитатой.\n"
     "Взять в работу: /take {number} · Вопрос жителю: /ask {number} текст"
@@ -257,7 +347,7 @@ ROLE_ADMIN = "администратор: {settlements}"
 STAFF_HELP_TITLE = "Команды (номер обращения — 57 или №57):"
 USAGE = {
     "help": "/help — список команд",
-    "list": "/list [new|work|overdue|answered|all] — обращения ваших поселений",
+    "list": "/list [new|work|overdue|answered|all] [после N] — обращения ваших поселений",
     "show": "/show N — обращение и вся переписка по нему",
     "take": "/take N — взять в работу",
     "reply": "/reply N текст — официальный ответ жителю",
@@ -269,7 +359,7 @@ USAGE = {
     "unban": "/unban платформа:id — разблокировать",
     "staff": "/staff list | add <код_поселения|moderator> платформа:id | remove платформа:id",
     "stats": "/stats [С] [ПО] — цифры за период (ДД.ММ.ГГГГ или ГГГГ-ММ-ДД)",
-    "overdue": "/overdue — просроченные обращения",
+    "overdue": "/overdue [после N] — просроченные обращения",
 }
 USAGE_PREFIX = "Формат: {usage}"
 STAFF_PLAIN_TEXT = (
@@ -311,8 +401,12 @@ STAFF_REMOVED_CONFIG = (
 STAFF_NOT_FOUND = "{identity} не значится среди сотрудников."
 CANNOT_REMOVE_SELF = "Нельзя удалить самого себя."
 LIST_TITLE = "Обращения ({filter}): {total}"
+LIST_TITLE_NEXT = "Обращения ({filter}), продолжение после №{after}:"
 LIST_LINE = "№{number} · {date} · {category} · {settlement} · {status} · срок {deadline}"
-LIST_MORE = "…и ещё {more}. Уточните фильтр: /list new|work|overdue|answered|all"
+# Lists are counted up to a limit: past it, «больше 1000».
+LIST_MANY = "больше {count}"
+LIST_NEXT = "Дальше — кнопка «Ещё» или {command} после {after}"
+LIST_END = "Больше обращений нет ({filter})."
 LIST_EMPTY = "Обращений нет ({filter})."
 LIST_FILTERS = {
     "open": "не отвеченные",
@@ -323,6 +417,7 @@ LIST_FILTERS = {
     "all": "все",
 }
 OVERDUE_TITLE = "Просроченные обращения: {total}"
+OVERDUE_TITLE_NEXT = "Просроченные обращения, продолжение после №{after}:"
 OVERDUE_EMPTY = "Просроченных обращений нет."
 THREAD_TITLE = "Переписка:"
 THREAD_LINE = "{time} · {author}: {text}"
@@ -494,7 +589,6 @@ CHART_TITLE = "Обращения по месяцам, {start} — {end}"
 CHART_APPEALS = "Обращений"
 CHART_ON_TIME = "Отвечено в срок, %"
 MONTHS_SHORT = ("янв", "фев", "мар", "апр", "май", "июн", "июл", "авг", "сен", "окт", "ноя", "дек")
-
 
 # --- issue 14: CLI and demo ---
 # /stats with a date the calendar of reports does not cover (handlers/figures.py).

@@ -1,9 +1,20 @@
-"""Appeals and their threads (every message and status change, in order)."""
+"""Appeals and their threads (every message and status change, in order).
+
+Listings for staff (`listing`, `overdue`, `count`) and the deadline scheduler
+(`due_for_notice`) read appeals in the order of their current deadline, a page at a time:
+each is one or more index ranges (one per status, and per settlement for an administrator,
+migration 0006) of at most a page of rows, merged here. The next page starts after the last
+appeal shown (keyset paging), so page 1000 costs what page 1 does, and nothing counts or
+sorts every row: at a million appeals a statement on the event loop stays well under a
+millisecond. Counts stop at a cap (`count(up_to=…)`).
+"""
 
 from __future__ import annotations
 
+import heapq
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from storage.models import OPEN_STATUSES, Appeal, Photo, Status, ThreadEntry
@@ -17,27 +28,31 @@ _COLUMNS = (
     " first_answer_at"
 )
 
-# The deadline an unanswered appeal must now be answered by (SPEC §8): its registration
-# deadline, or, once the resident reopened it with «Вопрос не решён» (which leaves rating =
-# 'unresolved' until the next answer), `:renew` (e.g. '+24 hours') after that rating. It is
-# computed, not stored: `deadline_at` stays the registration deadline, which the figures
-# measure the first answer against. The microseconds are carried over from the rating's
-# time, since SQLite's strftime keeps only milliseconds.
-_DUE_AT = (
-    "CASE WHEN a.rating = 'unresolved' THEN coalesce(("
-    "SELECT strftime('%Y-%m-%dT%H:%M:%S', e.created_at, :renew) || substr(e.created_at, 20)"
-    " FROM appeal_events e WHERE e.appeal_id = a.id AND e.kind = 'rating'"
-    " ORDER BY e.id DESC LIMIT 1), a.deadline_at) ELSE a.deadline_at END"
-)
-# Appeals still waiting for an answer («Новое», «В работе»), each with its current deadline.
-_WAITING = (
-    f"SELECT a.*, {_DUE_AT} AS due_at FROM appeals a WHERE a.status IN ('new', 'in_progress')"
-)
+# The deadline an appeal must now be answered by (SPEC §8), the one definition every list,
+# /overdue and the reminders and escalations use: the registration deadline `deadline_at`,
+# or, once the resident reopened the appeal with «Вопрос не решён», `renewed_deadline_at`,
+# `answer_within_hours` after that rating (set by `set_rating`, cleared by the next answer).
+# `deadline_at` itself never changes: the figures measure the first answer against it.
+# Written exactly so in every query, for SQLite to use the indexes of migration 0006.
+_DUE = "coalesce(renewed_deadline_at, deadline_at)"
+# Appeals still waiting for an answer («Новое», «В работе»).
+WAITING_STATUSES = (Status.NEW, Status.IN_PROGRESS)
 NOTICE_KINDS = frozenset({"reminder", "escalation"})
 
 
-def _renew(hours: int) -> str:
-    return f"+{int(hours)} hours"
+@dataclass(frozen=True)
+class Page:
+    """One page of a listing: appeals, each with its current deadline, and whether more
+    follow after the last of them."""
+
+    rows: list[tuple[Appeal, datetime]]
+    more: bool
+
+
+@dataclass(frozen=True)
+class _Key:
+    due: str
+    id: int
 
 
 def photos_to_json(photos: Sequence[Photo]) -> str:
@@ -69,6 +84,21 @@ def _appeal(row: Row) -> Appeal:
         rating=row["rating"],
         first_answer_at=from_db(row["first_answer_at"]) if row["first_answer_at"] else None,
     )
+
+
+def _lane_where(
+    status: Status, settlement: str | None, due_before: datetime | None
+) -> tuple[str, dict[str, object]]:
+    """The equality prefix of one index range (and the deadline's upper bound, if any)."""
+    where = "status = :status"
+    params: dict[str, object] = {"status": str(status)}
+    if settlement is not None:
+        where += " AND settlement = :settlement"
+        params["settlement"] = settlement
+    if due_before is not None:
+        where += f" AND {_DUE} < :before"
+        params["before"] = to_db(due_before)
+    return where, params
 
 
 class AppealRepository:
@@ -129,20 +159,42 @@ class AppealRepository:
         return _appeal(row) if row else None
 
     async def of_resident(
-        self, resident_id: int, *, limit: int, open_only: bool = False
+        self,
+        resident_id: int,
+        *,
+        limit: int,
+        open_only: bool = False,
+        before: int | None = None,
     ) -> list[Appeal]:
-        """The resident's appeals, newest first."""
+        """The resident's appeals, newest first; with `before`, those older than that
+        number (the next page of «Мои обращения»)."""
         where = "resident_id = ?"
         params: list[object] = [resident_id]
         if open_only:
             where += f" AND status IN ({', '.join('?' for _ in OPEN_STATUSES)})"
             params.extend(str(s) for s in OPEN_STATUSES)
+        if before is not None:
+            where += " AND id < ?"
+            params.append(before)
         params.append(limit)
         async with self._conn.execute(
-            f"SELECT {_COLUMNS} FROM appeals WHERE {where} ORDER BY id DESC LIMIT ?", params
+            f"SELECT {_COLUMNS} FROM appeals INDEXED BY appeals_by_resident WHERE {where}"
+            " ORDER BY id DESC LIMIT ?",
+            params,
         ) as cursor:
             rows = await cursor.fetchall()
         return [_appeal(row) for row in rows]
+
+    async def count_of_resident(self, resident_id: int, *, newer_than: int | None = None) -> int:
+        """How many appeals the resident has (with `newer_than`: with a greater number)."""
+        sql = "SELECT count(*) FROM appeals INDEXED BY appeals_by_resident WHERE resident_id = ?"
+        params: list[object] = [resident_id]
+        if newer_than is not None:
+            sql += " AND id > ?"
+            params.append(newer_than)
+        async with self._conn.execute(sql, params) as cursor:
+            row = await cursor.fetchone()
+        return int(row[0]) if row else 0
 
     async def set_status(self, number: int, status: Status, now: datetime) -> None:
         await self._conn.execute(
@@ -152,10 +204,12 @@ class AppealRepository:
 
     async def record_answer(self, number: int, now: datetime) -> None:
         """Status «Отвечено»; the first answer's time is kept for the figures (SPEC §9), and
-        an earlier rating is cleared: a new answer is rated anew."""
+        an earlier rating is cleared, with the deadline it renewed: a new answer is rated
+        anew."""
         await self._conn.execute(
             "UPDATE appeals SET status = 'answered', updated_at = ?, rating = NULL,"
-            " first_answer_at = coalesce(first_answer_at, ?) WHERE id = ?",
+            " renewed_deadline_at = NULL, first_answer_at = coalesce(first_answer_at, ?)"
+            " WHERE id = ?",
             (to_db(now), to_db(now), number),
         )
 
@@ -165,17 +219,24 @@ class AppealRepository:
             (settlement, to_db(now), number),
         )
 
-    async def set_rating(self, number: int, rating: str, now: datetime) -> None:
+    async def set_rating(
+        self, number: int, rating: str, now: datetime, *, renewed_deadline: datetime | None = None
+    ) -> None:
+        """The resident's rating of the answer; «не решён» comes with the new deadline the
+        appeal must now be answered by (`renewed_deadline`), «решён» with none."""
         await self._conn.execute(
-            "UPDATE appeals SET rating = ?, updated_at = ? WHERE id = ?",
-            (rating, to_db(now), number),
+            "UPDATE appeals SET rating = ?, updated_at = ?, renewed_deadline_at = ? WHERE id = ?",
+            (rating, to_db(now), to_db(renewed_deadline) if renewed_deadline else None, number),
         )
 
     async def latest_unrated_answer(self, resident_id: int) -> Appeal | None:
-        """The resident's newest answered appeal that has no rating yet."""
+        """The resident's newest answered appeal that has no rating yet. (A resident's own
+        queries name their index: without statistics SQLite would take a status index,
+        and read every answered appeal of the district.)"""
         async with self._conn.execute(
-            f"SELECT {_COLUMNS} FROM appeals WHERE resident_id = ? AND status = 'answered'"
-            " AND rating IS NULL ORDER BY updated_at DESC, id DESC LIMIT 1",
+            f"SELECT {_COLUMNS} FROM appeals INDEXED BY appeals_by_resident"
+            " WHERE resident_id = ? AND status = 'answered' AND rating IS NULL"
+            " ORDER BY updated_at DESC, id DESC LIMIT 1",
             (resident_id,),
         ) as cursor:
             row = await cursor.fetchone()
@@ -186,54 +247,148 @@ class AppealRepository:
         *,
         statuses: Sequence[Status],
         settlements: Sequence[str] | None,
-        overdue_at: datetime | None = None,
+        due_before: datetime | None = None,
+        newest_first: bool = False,
+        after: int | None = None,
         limit: int,
-    ) -> tuple[list[Appeal], int]:
-        """Appeals with the given statuses (in the given settlements; None = all), oldest
-        first, at most `limit`, and how many matched in all. With `overdue_at`, only those
-        whose deadline has passed by then."""
-        where = [f"status IN ({', '.join('?' for _ in statuses)})"]
-        params: list[object] = [str(s) for s in statuses]
-        if settlements is not None:
-            where.append(f"settlement IN ({', '.join('?' for _ in settlements)})")
-            params.extend(settlements)
-        if overdue_at is not None:
-            where.append("deadline_at < ?")
-            params.append(to_db(overdue_at))
-        clause = " AND ".join(where)
-        async with self._conn.execute(
-            f"SELECT count(*) FROM appeals WHERE {clause}", params
-        ) as cursor:
-            row = await cursor.fetchone()
-        total = int(row[0]) if row else 0
-        async with self._conn.execute(
-            f"SELECT {_COLUMNS} FROM appeals WHERE {clause} ORDER BY deadline_at, id LIMIT ?",
-            [*params, limit],
-        ) as cursor:
-            rows = await cursor.fetchall()
-        return [_appeal(r) for r in rows], total
+    ) -> Page:
+        """A page of the appeals with the given statuses (in the given settlements; None =
+        all), ordered by their current deadline and number: the earliest first, or with
+        `newest_first` the latest first. With `due_before`, only those whose current
+        deadline is before it; with `after`, the page that follows appeal №`after` in
+        that order (wherever that appeal is now)."""
+        cursor = await self._key_of(after) if after is not None else None
+        if after is not None and cursor is None:
+            return Page([], False)
+        lanes = [
+            await self._lane_keys(
+                status=status,
+                settlement=settlement,
+                due_before=due_before,
+                cursor=cursor,
+                newest_first=newest_first,
+                limit=limit + 1,
+            )
+            for status in dict.fromkeys(statuses)
+            for settlement in (dict.fromkeys(settlements) if settlements is not None else [None])
+        ]
+        return await self._page(lanes, newest_first=newest_first, limit=limit)
+
+    async def count(
+        self,
+        *,
+        statuses: Sequence[Status],
+        settlements: Sequence[str] | None,
+        due_before: datetime | None = None,
+        up_to: int,
+    ) -> int:
+        """How many appeals `listing` would go through in all, counted up to `up_to` (a
+        return value of `up_to` means «that many or more»): at most `up_to` index entries
+        are read."""
+        total = 0
+        for status in dict.fromkeys(statuses):
+            for settlement in dict.fromkeys(settlements) if settlements is not None else [None]:
+                if total >= up_to:
+                    return up_to
+                where, params = _lane_where(status, settlement, due_before)
+                params["cap"] = up_to - total
+                async with self._conn.execute(
+                    f"SELECT count(*) FROM (SELECT 1 FROM appeals WHERE {where} LIMIT :cap)",
+                    params,
+                ) as result:
+                    row = await result.fetchone()
+                total += int(row[0]) if row else 0
+        return min(total, up_to)
 
     async def due_for_notice(
-        self, kind: str, *, due_before: datetime, renew_hours: int, limit: int
+        self, kind: str, *, due_before: datetime, limit: int
     ) -> list[tuple[Appeal, datetime]]:
         """Appeals waiting for an answer whose current deadline is before `due_before` and
         that have had no `kind` notice about that deadline yet, earliest deadline first;
         each with that deadline."""
         if kind not in NOTICE_KINDS:
             raise ValueError(f"unknown notice kind {kind!r}")
+        unnoticed = (
+            "NOT EXISTS (SELECT 1 FROM deadline_notices n WHERE n.appeal_id = appeals.id"
+            f" AND n.kind = :kind AND n.due_at = {_DUE})"
+        )
+        lanes = [
+            await self._lane_keys(
+                status=status,
+                settlement=None,
+                due_before=due_before,
+                cursor=None,
+                newest_first=False,
+                limit=limit,
+                extra=(unnoticed, {"kind": kind}),
+            )
+            for status in WAITING_STATUSES
+        ]
+        return (await self._page(lanes, newest_first=False, limit=limit)).rows
+
+    async def overdue(self, now: datetime, *, limit: int, after: int | None = None) -> Page:
+        """Appeals waiting for an answer past their current deadline, the longest overdue
+        first, a page at a time (see `listing`)."""
+        return await self.listing(
+            statuses=WAITING_STATUSES, settlements=None, due_before=now, after=after, limit=limit
+        )
+
+    async def _key_of(self, number: int) -> _Key | None:
         async with self._conn.execute(
-            f"SELECT * FROM ({_WAITING}) AS w WHERE w.due_at < :before AND NOT EXISTS"
-            " (SELECT 1 FROM deadline_notices n WHERE n.appeal_id = w.id AND n.kind = :kind"
-            " AND n.due_at = w.due_at) ORDER BY w.due_at, w.id LIMIT :limit",
-            {
-                "renew": _renew(renew_hours),
-                "before": to_db(due_before),
-                "kind": kind,
-                "limit": limit,
-            },
+            f"SELECT {_DUE} FROM appeals WHERE id = ?", (number,)
         ) as cursor:
-            rows = await cursor.fetchall()
-        return [(_appeal(row), from_db(row["due_at"])) for row in rows]
+            row = await cursor.fetchone()
+        return _Key(row[0], number) if row else None
+
+    async def _lane_keys(
+        self,
+        *,
+        status: Status,
+        settlement: str | None,
+        due_before: datetime | None,
+        cursor: _Key | None,
+        newest_first: bool,
+        limit: int,
+        extra: tuple[str, Mapping[str, object]] | None = None,
+    ) -> list[_Key]:
+        """One index range: the first `limit` appeals of one status (and settlement) in
+        deadline order, past the cursor; their keys only."""
+        where, params = _lane_where(status, settlement, due_before)
+        if cursor is not None:
+            # The plain range on the indexed expression is what positions the index scan;
+            # the row-value comparison then steps over the appeals of the same deadline.
+            sign, bound = ("<", "<=") if newest_first else (">", ">=")
+            where += f" AND {_DUE} {bound} :after_due AND ({_DUE}, id) {sign} (:after_due, :after)"
+            params.update(after_due=cursor.due, after=cursor.id)
+        if extra is not None:
+            where += f" AND {extra[0]}"
+            params.update(extra[1])
+        order = "DESC" if newest_first else "ASC"
+        params["limit"] = limit
+        async with self._conn.execute(
+            f"SELECT id, {_DUE} AS due FROM appeals WHERE {where}"
+            f" ORDER BY {_DUE} {order}, id {order} LIMIT :limit",
+            params,
+        ) as result:
+            rows = await result.fetchall()
+        return [_Key(row["due"], row["id"]) for row in rows]
+
+    async def _page(self, lanes: Iterable[list[_Key]], *, newest_first: bool, limit: int) -> Page:
+        """Merge sorted lanes, keep `limit` keys, and read those appeals in one statement."""
+        merged = heapq.merge(*lanes, key=lambda key: (key.due, key.id), reverse=newest_first)
+        keys = [key for _, key in zip(range(limit + 1), merged, strict=False)]
+        more = len(keys) > limit
+        keys = keys[:limit]
+        if not keys:
+            return Page([], more)
+        async with self._conn.execute(
+            f"SELECT {_COLUMNS}, {_DUE} AS due FROM appeals"
+            f" WHERE id IN ({', '.join('?' for _ in keys)})",
+            [key.id for key in keys],
+        ) as result:
+            found = {row["id"]: row for row in await result.fetchall()}
+        rows = [(_appeal(found[key.id]), from_db(found[key.id]["due"])) for key in keys]
+        return Page(rows, more)
 
     async def record_notice(
         self, number: int, kind: str, due_at: datetime, now: datetime, *, recipients: int
@@ -246,20 +401,6 @@ class AppealRepository:
             (number, kind, to_db(due_at), to_db(now), recipients),
         ) as cursor:
             return cursor.rowcount == 1
-
-    async def overdue(
-        self, now: datetime, *, renew_hours: int, limit: int
-    ) -> tuple[list[tuple[Appeal, datetime]], int]:
-        """Appeals waiting for an answer past their current deadline, the longest overdue
-        first, at most `limit`, each with that deadline; and how many there are in all."""
-        async with self._conn.execute(
-            f"SELECT *, count(*) OVER () AS total FROM ({_WAITING}) AS w WHERE w.due_at < :now"
-            " ORDER BY w.due_at, w.id LIMIT :limit",
-            {"renew": _renew(renew_hours), "now": to_db(now), "limit": limit},
-        ) as cursor:
-            rows = list(await cursor.fetchall())
-        total = int(rows[0]["total"]) if rows else 0
-        return [(_appeal(row), from_db(row["due_at"])) for row in rows], total
 
     async def figures(self, since: datetime, until: datetime) -> Figures:
         """SPEC §9 for the appeals received in [since, until) (see storage/reports.py)."""

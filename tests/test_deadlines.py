@@ -280,3 +280,28 @@ async def test_the_app_runs_the_scheduler(
     finally:
         await office.app.stop()
     assert not office.app.scheduler.running
+
+
+async def test_every_list_uses_the_renewed_deadline(
+    office: Harness, resident: Person, admin: Person, moderator: Person
+) -> None:
+    """Issue 14, item 16: `/list overdue`, `/list` and `/overdue` agree with the reminders
+    on a reopened appeal's deadline."""
+    number = await file_appeal(resident)
+    office.clock.advance(hours=2)
+    await admin.say(f"/reply {number} Засыпали.")
+    office.clock.advance(hours=28)  # past the registration deadline
+    await resident.press("Вопрос не решён")
+    await admin.say("/list overdue")
+    assert admin.text == texts.LIST_EMPTY.format(filter="просроченные")
+    await moderator.say("/overdue")
+    assert moderator.text == texts.OVERDUE_EMPTY
+    await admin.say("/list")
+    [line] = admin.text.splitlines()[1:]
+    assert line.startswith(f"№{number} ·") and line.endswith("срок 04.03.2026 17:00")
+
+    office.clock.advance(hours=24, seconds=1)
+    for person, command in ((admin, "/list overdue"), (moderator, "/overdue")):
+        await person.say(command)
+        [line] = person.text.splitlines()[1:]
+        assert line.startswith(f"№{number} ·") and line.endswith("срок 04.03.2026 17:00")

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+
 from handlers import texts
-from storage.models import Photo, Status
+from storage.models import Draft, Photo, Status
 from tests.conftest import Harness, Person
 from tests.flows import DESCRIPTION, file_appeal, to_description
 
@@ -373,3 +375,285 @@ async def test_cancel_by_its_number(harness: Harness, resident: Person) -> None:
     async with harness.app.db.transaction() as tx:
         assert await tx.drafts.get("vk", "1001") is None
         assert await tx.appeals.get(1) is None
+
+
+# --- issue 14 ------------------------------------------------------------------------------
+
+
+async def draft_of(harness: Harness, user_id: str = "1001") -> Draft | None:
+    async with harness.app.db.transaction() as tx:
+        return await tx.drafts.get("vk", user_id)
+
+
+async def test_messages_while_the_addition_offer_is_open_are_kept(
+    harness: Harness, resident: Person
+) -> None:
+    """Item 5: a second text and a photo sent while «Дополнить №N» is on offer go with the
+    first, once the resident chooses."""
+    number = await file_appeal(resident)
+    await resident.say("Там ещё и фонарь не горит")
+    assert texts.ADDITION_OFFER in resident.text
+    await resident.say("И лужа во весь двор")
+    assert texts.ADDITION_KEPT in resident.text and texts.HINT_CHOOSE not in resident.text
+    await resident.send(photos=(Photo("vk", "p1", "https://vk.example/1.jpg"),))
+    assert texts.ADDITION_KEPT in resident.text
+    assert resident.labels == [f"Дополнить №{number}", "Новое обращение", "Отмена"]
+    await resident.press(f"Дополнить №{number}")
+    assert texts.ADDITION_ACCEPTED.format(number=number) in resident.text
+    async with harness.app.db.transaction() as tx:
+        additions = await tx.thread.of_appeal(number, kinds=("addition",))
+    assert [(e.text, [p.ref for p in e.photos]) for e in additions] == [
+        ("Там ещё и фонарь не горит\nИ лужа во весь двор", ["p1"])
+    ]
+
+
+async def test_main_menu_labels_work_on_the_addition_offer(
+    harness: Harness, resident: Person
+) -> None:
+    """Item 5: «Мои обращения» and «Справка» do what they say and leave the offer open;
+    «Подать обращение» starts an appeal with what the offer kept."""
+    number = await file_appeal(resident)
+    await resident.say("Не горит фонарь на остановке у школы")
+    await resident.say("Мои обращения")
+    assert f"№{number} от" in resident.text and texts.ADDITION_OFFER in resident.text
+    await resident.say("Справка")
+    assert "59-ФЗ" in resident.text and texts.ADDITION_OFFER in resident.text
+    await resident.say("Подать обращение")
+    assert "Выберите тему" in resident.text
+    await resident.press("Дороги")
+    await resident.press("Сергино")
+    assert "Сейчас описание такое" in resident.text
+    assert "Не горит фонарь на остановке у школы" in resident.text
+    await resident.press("Оставить как есть")
+    assert "Укажите адрес" in resident.text
+    draft = await draft_of(harness)
+    assert draft is not None and draft.data["description"] == (
+        "Не горит фонарь на остановке у школы"
+    )
+
+
+async def test_a_first_message_describing_a_problem_is_offered_as_an_appeal(
+    harness: Harness, resident: Person
+) -> None:
+    """Item 7: the text is not thrown away: consent, category and settlement are asked,
+    and the description step shows it."""
+    problem = "У нас третий день нет воды в доме 5 по ул. Ленина"
+    await resident.say(problem)
+    assert "канал обратной связи" in resident.text and texts.INTAKE_OFFER in resident.text
+    assert resident.labels[:3] == ["Подать обращение", "Мои обращения", "Справка"]
+    await resident.say("Управляющая компания не отвечает")
+    assert texts.INTAKE_KEPT in resident.text
+    await resident.press("Подать обращение")
+    assert "Согласие на обработку" in resident.text  # consent still comes first
+    await resident.press("Согласен")
+    await resident.press("ЖКХ")
+    await resident.press("Сергино")
+    assert "Опишите проблему" in resident.text and problem in resident.text
+    await resident.press("Оставить как есть")
+    for _ in range(4):
+        await resident.press("Пропустить")
+    await resident.press("Отправить")
+    async with harness.app.db.transaction() as tx:
+        appeal = await tx.appeals.get(1)
+    assert appeal is not None
+    assert appeal.text == f"{problem}\nУправляющая компания не отвечает"
+
+
+async def test_a_kept_first_message_goes_with_a_refused_consent(
+    harness: Harness, resident: Person
+) -> None:
+    await resident.say("Не вывозят мусор с площадки у дома 7")
+    await resident.press("Подать обращение")
+    await resident.press("Не согласен")
+    assert texts.CONSENT_REFUSED in resident.text
+    assert await draft_of(harness) is None  # nothing personal kept without consent
+
+
+async def test_a_greeting_is_only_greeted(harness: Harness, resident: Person) -> None:
+    await resident.say("Добрый день!")
+    assert texts.INTAKE_OFFER not in resident.text and "Выберите, что вы хотите" in resident.text
+    assert await draft_of(harness) is None
+
+
+async def make_appeals(harness: Harness, count: int, user_id: str = "1001") -> list[int]:
+    """`count` appeals of the resident, written straight to the database (oldest first)."""
+    now = harness.clock.now
+    async with harness.app.db.transaction() as tx:
+        resident = await tx.residents.get_or_create("vk", user_id, user_id, now)
+        numbers = []
+        for i in range(count):
+            created = now + timedelta(minutes=i)
+            appeal = await tx.appeals.create(
+                resident_id=resident.id,
+                category="roads",
+                settlement="sergino",
+                text=f"Обращение номер {i}",
+                place=None,
+                latitude=None,
+                longitude=None,
+                photos=(),
+                contact_name=None,
+                contact_phone=None,
+                platform="vk",
+                chat_id=user_id,
+                created_at=created,
+                deadline_at=created + timedelta(hours=24),
+            )
+            numbers.append(appeal.number)
+    return numbers
+
+
+def listed(person: Person) -> list[int]:
+    return [int(line[1:].split()[0]) for line in person.text.splitlines() if line[:1] == "№"]
+
+
+async def test_my_appeals_pages_through_all_of_them(harness: Harness, resident: Person) -> None:
+    """Item 8: «Ещё» (pressed, typed, or its number) shows the next ten; every appeal is
+    shown once; «Ещё» after the last page does not become an addition."""
+    numbers = await make_appeals(harness, 23)
+    await resident.say("Мои обращения")
+    assert resident.text.splitlines()[0] == "Ваши обращения (сначала новые), всего 23:"
+    assert "Показаны 1–10 из 23" in resident.text
+    assert resident.labels == ["Подать обращение", "Мои обращения", "Справка", "Ещё"]
+    seen = listed(resident)
+    await resident.say("Ещё")
+    assert resident.text.splitlines()[0] == "Ваши обращения, 11–20 из 23:"
+    seen += listed(resident)
+    await resident.say("4")  # the number of «Ещё»
+    seen += listed(resident)
+    assert "Ещё" not in resident.labels and "Показаны" not in resident.text
+    assert seen == sorted(numbers, reverse=True)
+    await resident.say("Ещё")  # nothing more to show: not an addition to an open appeal
+    assert texts.ADDITION_OFFER not in resident.text and texts.HINT_STALE_BUTTON in resident.text
+    await resident.say("Мои обращения")
+    await resident.press("Ещё")
+    assert listed(resident) == sorted(numbers, reverse=True)[10:20]
+    await resident.say("Там ещё одна яма у магазина")  # anything else drops the bookmark
+    assert texts.ADDITION_OFFER in resident.text
+
+
+async def test_my_appeals_pages_in_the_middle_of_a_form(harness: Harness, resident: Person) -> None:
+    numbers = await make_appeals(harness, 12)
+    await to_description(resident)
+    await resident.say("Мои обращения")
+    assert listed(resident) == sorted(numbers, reverse=True)[:10]
+    assert "Опишите проблему" in resident.text
+    await resident.say("Ещё")
+    assert listed(resident) == sorted(numbers, reverse=True)[10:]
+    assert "Опишите проблему" in resident.text
+    draft = await draft_of(harness)
+    assert draft is not None and draft.step == "description" and "description" not in draft.data
+
+
+@pytest.mark.parametrize("step", ["description", "place", "contact_name"])
+@pytest.mark.parametrize("label", ["Мои обращения", "Справка", "Подать обращение"])
+async def test_main_menu_labels_at_a_free_text_step(
+    harness: Harness, resident: Person, step: str, label: str
+) -> None:
+    """Item 9: Telegram's menu keyboard sends its labels as text; at a free-text step they
+    do what they say and the draft stays as it was, to be continued."""
+    await to_description(resident)
+    if step != "description":
+        await resident.say(DESCRIPTION)
+    if step == "contact_name":
+        await resident.press("Пропустить")
+        await resident.press("Пропустить")
+    before = await draft_of(harness)
+    await resident.say(label)
+    after = await draft_of(harness)
+    assert before is not None and after is not None
+    if label == "Подать обращение":
+        assert "незавершённое обращение" in resident.text
+        await resident.press("Продолжить")
+        after = await draft_of(harness)
+        assert after is not None
+    else:
+        expected = texts.NO_APPEALS if label == "Мои обращения" else "59-ФЗ"
+        assert expected in resident.text
+    assert (after.step, after.data) == (before.step, before.data)
+    assert label not in str(after.data)
+
+
+async def test_skip_typed_at_the_description_is_not_a_description(
+    harness: Harness, resident: Person
+) -> None:
+    """Item 10: back at the description, the kept text is shown with «Оставить как есть»,
+    and a typed «Пропустить» is not taken as the description."""
+    await to_description(resident)
+    await resident.say(DESCRIPTION)
+    await resident.press("Назад")
+    assert "Сейчас описание такое" in resident.text and DESCRIPTION in resident.text
+    assert resident.labels == ["Оставить как есть", "Назад", "Отмена"]
+    await resident.say("Пропустить")
+    assert texts.HINT_NOT_HERE.format(label="Пропустить") in resident.text
+    draft = await draft_of(harness)
+    assert draft is not None and draft.data["description"] == DESCRIPTION
+    await resident.press("Оставить как есть")
+    assert "Укажите адрес" in resident.text
+
+
+async def test_a_kept_short_description_is_announced_after_back(
+    harness: Harness, resident: Person
+) -> None:
+    """Item 10: what was kept of a too short description is said when the step comes back."""
+    await to_description(resident)
+    await resident.say("Короткий")
+    await resident.press("Назад")
+    await resident.press("Сергино")
+    assert "Уже написано: «Короткий»" in resident.text
+    await resident.say("Яма на дороге у дома 5")
+    draft = await draft_of(harness)
+    assert draft is not None and draft.data["description"] == "Короткий\nЯма на дороге у дома 5"
+
+
+async def test_keep_after_back_keeps_the_typed_name(harness: Harness, resident: Person) -> None:
+    """Item 10: «Оставить как есть» keeps the name typed before «Назад», not the profile's."""
+    await to_description(resident)
+    await resident.say(DESCRIPTION)
+    await resident.press("Пропустить")
+    await resident.press("Пропустить")
+    assert "В профиле указано: Иван Петров" in resident.text
+    await resident.say("Пётр")
+    await resident.press("Назад")
+    assert "Сейчас указано: Пётр" in resident.text
+    await resident.press("Оставить как есть")
+    await resident.press("Пропустить")
+    assert "Имя: Пётр" in resident.text
+
+
+async def test_invisible_address_is_no_address(harness: Harness, resident: Person) -> None:
+    """Item 11: twenty zero-width spaces are not an address."""
+    await to_description(resident)
+    await resident.say(DESCRIPTION)
+    await resident.say("\u200b" * 20)
+    assert texts.HINT_TEXT_EXPECTED in resident.text and "Укажите адрес" in resident.text
+    draft = await draft_of(harness)
+    assert draft is not None and draft.step == "place" and "place" not in draft.data
+
+
+@pytest.mark.parametrize("typed", ["Согласна", "да", "Да", "согласен."])
+async def test_consent_in_the_words_people_use(resident: Person, typed: str) -> None:
+    """Item 12."""
+    await resident.say("Подать обращение")
+    await resident.say(typed)
+    assert "Выберите тему" in resident.text
+
+
+async def test_a_miss_at_consent_repeats_only_the_question(resident: Person) -> None:
+    """Item 12: the consent document is not printed again on every miss."""
+    await resident.say("Подать обращение")
+    document = resident.text
+    await resident.say("а что это значит")
+    assert texts.HINT_CHOOSE in resident.text and texts.CONSENT_AGAIN in resident.text
+    assert "Оператор:" not in resident.text and len(resident.text) < len(document) / 2
+    assert resident.labels == ["Согласен", "Не согласен"]
+
+
+@pytest.mark.parametrize("typed", ["да", "Да", "да, удалить"])
+async def test_forget_confirmed_in_the_words_people_use(
+    harness: Harness, resident: Person, typed: str
+) -> None:
+    await file_appeal(resident)
+    await resident.say("/forget")
+    await resident.say(typed)
+    assert texts.FORGOTTEN in resident.text

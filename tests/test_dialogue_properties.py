@@ -96,6 +96,11 @@ KNOWN_PAYLOADS = (
     "forget:yes",
     "rate:1:yes",
     "rate:1:no",
+    "desc:keep",
+    "mine:1",
+    "mine:999999",
+    "mine:x",
+    "page:list:all:1",
     "",
 )
 WORDS = (
@@ -121,6 +126,14 @@ WORDS = (
     "Продолжить",
     "Начать заново",
     "Дополнить №1",
+    "Оставить как есть",
+    "Новое обращение",
+    "Ещё",
+    "да",
+    "нет",
+    "вопрос решен",
+    "Удалить мои данные",
+    "У нас третий день нет воды в доме",
 )
 PHONES = ("+7 912 345-67-89", "8 (34678) 2-81-00", "12345", "+1 212 555 0100", "телефон")
 # Weighted: pressing real buttons moves the dialogue forward, the rest pokes at it.

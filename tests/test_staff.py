@@ -3,13 +3,15 @@ resident's: notifications, every command, authorization, bans, staff changes, au
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
 from bot.channels.base import SendError
 from handlers import texts
 from storage.models import Status
 from tests.conftest import Harness, Person
-from tests.flows import DESCRIPTION, file_appeal
+from tests.flows import DESCRIPTION, file_appeal, to_description
 
 ANSWER = "Яму засыплем до пятницы.\nБригада уже выехала."
 
@@ -182,7 +184,7 @@ async def test_close_with_a_comment(office: Harness, resident: Person, admin: Pe
     assert "Комментарий: Дубль обращения №3" in resident.replies()[0].text
     assert await appeal_status(office, number) is Status.CLOSED
     await admin.say(f"/reply {number} поздно")
-    assert "уже Закрыто" in admin.text
+    assert "уже закрыто;" in admin.text  # lower case mid-sentence
 
 
 async def test_admin_sees_only_own_settlements(
@@ -463,3 +465,199 @@ async def test_unreachable_resident_is_reported(
     [report] = moderator.replies()
     assert f"жителю (vk:1001) сообщение по обращению №{number}" in report.text
     assert "Готово" in report.text
+
+
+# --- issue 14 ------------------------------------------------------------------------------
+
+
+async def test_invisible_answers_and_questions_are_refused(
+    office: Harness, resident: Person, admin: Person
+) -> None:
+    """Item 11: `/reply N` or `/ask N` with nothing visible is no answer, no question."""
+    number = await file_appeal(resident)
+    resident.replies()
+    channel = office.channels["tg"]
+    card_id = channel.sent_ids[channel.sent.index(admin.replies()[0])]
+    for command in ("reply", "ask"):
+        await admin.say(f"/{command} {number} \u200b\u200b")
+        assert admin.text == texts.USAGE_PREFIX.format(usage=texts.USAGE[command])
+    await admin.send("\u200b\u2060\u200d", reply_to=card_id)  # an invisible quote-reply
+    assert admin.text == texts.STAFF_PLAIN_TEXT
+    assert resident.replies() == []
+    assert await appeal_status(office, number) is Status.NEW
+    await admin.say("/list")
+    assert admin.text.splitlines()[0] == "Обращения (не отвеченные): 1"
+
+
+async def test_bidi_controls_do_not_reach_staff(
+    office: Harness, resident: Person, admin: Person
+) -> None:
+    """Item 11: a name (or text) with a right-to-left override reads as written."""
+    person = office.person("1002", "\u202eПётр", platform="vk")
+    await to_description(person)
+    await person.say("Яма \u202eвозле дома\u202c номер 5 у школы")
+    await person.press("Пропустить")  # place
+    await person.press("Пропустить")  # photos
+    await person.press("Оставить как есть")  # the name from the profile
+    await person.press("Пропустить")  # phone
+    await person.press("Отправить")
+    [card] = admin.replies()
+    assert "\u202e" not in card.text and "\u202c" not in card.text
+    assert "Текст: Яма возле дома номер 5 у школы" in card.text
+    assert "Контакт: Пётр\n" in card.text
+    await person.say("Ещё: \u202eяма растёт")
+    await person.press("Дополнить №1")
+    [addition] = admin.replies()
+    assert addition.text.endswith("Ещё: яма растёт")
+
+
+async def test_contact_is_said_once(office: Harness, resident: Person, admin: Person) -> None:
+    number = await file_appeal(resident)
+    [card] = admin.replies()
+    assert texts.CARD_NO_CONTACT in card.text and "не указано, не указано" not in card.text
+    await resident.say("Подать обращение")
+    await resident.press("Дороги")
+    await resident.press("Сергино")
+    await resident.say(DESCRIPTION)
+    await resident.press("Пропустить")
+    await resident.press("Пропустить")
+    await resident.press("Пропустить")  # no name
+    await resident.say("+7 912 345-67-89")
+    await resident.press("Отправить")
+    assert "Контакт: +79123456789\n" in admin.replies()[0].text
+    await admin.say(f"/show {number}")
+
+
+async def test_show_of_a_closed_appeal_offers_no_reply(
+    office: Harness, resident: Person, admin: Person
+) -> None:
+    number = await file_appeal(resident)
+    await admin.say(f"/show {number}")
+    assert f"/reply {number}" in admin.text
+    await admin.say(f"/close {number}")
+    await admin.say(f"/show {number}")
+    assert f"/reply {number}" not in admin.text and f"/take {number}" not in admin.text
+    assert texts.CARD_FINISHED.format(status="закрыто") in admin.text
+
+
+async def test_rating_typed_with_e_for_yo(office: Harness, resident: Person, admin: Person) -> None:
+    """Item 12: «вопрос решен» is «Вопрос решён»."""
+    number = await file_appeal(resident)
+    await admin.say(f"/reply {number} Засыпали.")
+    await resident.say("вопрос решен")
+    assert texts.RATED_RESOLVED.format(number=number) in resident.text
+    assert await appeal_status(office, number) is Status.CLOSED
+
+
+async def make_appeals(
+    office: Harness, count: int, settlement: str = "sergino", *, later: int = 0
+) -> list[int]:
+    """`count` appeals written straight to the database, a minute apart (oldest first),
+    from `later` minutes on."""
+    now = office.clock.now + timedelta(minutes=later)
+    async with office.app.db.transaction() as tx:
+        resident = await tx.residents.get_or_create("vk", "3001", "3001", now)
+        numbers = []
+        for i in range(count):
+            created = now + timedelta(minutes=i)
+            appeal = await tx.appeals.create(
+                resident_id=resident.id,
+                category="roads",
+                settlement=settlement,
+                text=f"Обращение {i}",
+                place=None,
+                latitude=None,
+                longitude=None,
+                photos=(),
+                contact_name=None,
+                contact_phone=None,
+                platform="vk",
+                chat_id="3001",
+                created_at=created,
+                deadline_at=created + timedelta(hours=24),
+            )
+            numbers.append(appeal.number)
+    return numbers
+
+
+def numbers_listed(person: Person) -> list[int]:
+    return [int(line[1:].split()[0]) for line in person.text.splitlines() if line[:1] == "№"]
+
+
+async def test_lists_page_through_everything(
+    office: Harness, admin: Person, moderator: Person
+) -> None:
+    """Item 17: a list is a page at a time, with «Ещё» (pressed or typed) and the command
+    for the next page; every appeal is shown once."""
+    sergino = await make_appeals(office, 65)
+    andra = await make_appeals(office, 5, settlement="andra", later=65)
+    await moderator.say("/list all")
+    assert moderator.text.splitlines()[0] == "Обращения (все): 70"
+    assert moderator.labels == ["Ещё"]
+    last = numbers_listed(moderator)[-1]
+    assert moderator.text.splitlines()[-1] == texts.LIST_NEXT.format(
+        command="/list all", after=last
+    )
+    seen = numbers_listed(moderator)
+    await moderator.press("Ещё")
+    seen += numbers_listed(moderator)
+    await moderator.say("Ещё")
+    seen += numbers_listed(moderator)
+    assert moderator.labels == [] and "Ещё" not in moderator.text
+    assert seen == sorted(sergino + andra, reverse=True)  # «all»: the latest first
+
+    await admin.say("/list")  # not answered, the most urgent first; Сергино only
+    assert admin.text.splitlines()[0] == "Обращения (не отвеченные): 65"
+    page = numbers_listed(admin)
+    assert page == sergino[:30]
+    await admin.say(f"/list после №{page[-1]}")
+    assert numbers_listed(admin) == sergino[30:60]
+    await admin.say(f"/list после {andra[0]}")  # not an appeal of Сергино
+    assert admin.text == texts.APPEAL_NOT_FOUND.format(number=andra[0])
+    await admin.say("/list после")
+    assert admin.text == texts.USAGE_PREFIX.format(usage=texts.USAGE["list"])
+
+
+async def test_overdue_pages_too(office: Harness, moderator: Person) -> None:
+    numbers = await make_appeals(office, 35)
+    office.clock.advance(days=2)
+    await moderator.say("/overdue")
+    assert moderator.text.splitlines()[0] == "Просроченные обращения: 35"
+    assert numbers_listed(moderator) == numbers[:30]
+    await moderator.press("Ещё")
+    assert numbers_listed(moderator) == numbers[30:]
+    await moderator.say(f"/overdue после {numbers[-1]}")
+    assert moderator.text == texts.LIST_END.format(filter="просроченные")
+
+
+async def test_list_counts_up_to_a_limit(
+    office: Harness, moderator: Person, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import handlers.staff
+
+    monkeypatch.setattr(handlers.staff, "COUNT_UP_TO", 5)
+    await make_appeals(office, 6)
+    await moderator.say("/list all")
+    assert moderator.text.splitlines()[0] == "Обращения (все): больше 5"
+    await moderator.say("/list new")
+    assert moderator.text.splitlines()[0] == "Обращения (новые): больше 5"
+
+
+async def test_a_question_answered_while_an_offer_is_open_keeps_the_offer(
+    office: Harness, resident: Person, admin: Person
+) -> None:
+    """Item 5: what the addition offer keeps survives an official's question in between."""
+    number = await file_appeal(resident)
+    await resident.say("Там ещё и фонарь не горит")
+    await admin.say(f"/ask {number} Какой номер дома?")
+    await resident.say("Дом 5")
+    assert texts.QUESTION_ANSWER_ACCEPTED.format(number=number) in resident.text
+    assert texts.ADDITION_OFFER in resident.text
+    await resident.press(f"Дополнить №{number}")
+    async with office.app.db.transaction() as tx:
+        thread = await tx.thread.of_appeal(number)
+    assert [(e.kind, e.text) for e in thread[1:]] == [
+        ("question", "Какой номер дома?"),
+        ("reply", "Дом 5"),
+        ("addition", "Там ещё и фонарь не горит"),
+    ]

@@ -13,9 +13,11 @@ from pathlib import Path
 import pytest
 
 import storage
+from storage.appeals import AppealRepository
 from storage.db import Database, Tx
 from storage.migrate import _NAME, available_migrations
 from storage.models import Draft, Photo, Resident, Status
+from storage.sqlite import Connection, Row
 
 NOW = datetime(2026, 3, 2, 6, 0, tzinfo=UTC)
 NEWEST = len(available_migrations())
@@ -1028,3 +1030,205 @@ async def test_a_closed_database_refuses_new_units_clearly(db_path: Path) -> Non
         with pytest.raises(sqlite3.ProgrammingError, match="closed"):
             async with database.transaction():
                 pass
+
+
+# --- staff listings: keyset pages from index ranges (issue 14, items 16 and 17) -----------
+
+
+async def make_listed(
+    tx: Tx, resident: Resident, count: int, *, settlement: str, status: Status, start: int = 0
+) -> list[int]:
+    numbers = []
+    for i in range(count):
+        created = NOW + timedelta(minutes=start + i)
+        appeal = await tx.appeals.create(
+            resident_id=resident.id,
+            category="roads",
+            settlement=settlement,
+            text="Яма",
+            place=None,
+            latitude=None,
+            longitude=None,
+            photos=(),
+            contact_name=None,
+            contact_phone=None,
+            platform="vk",
+            chat_id=resident.chat_id,
+            created_at=created,
+            deadline_at=created + timedelta(hours=24),
+        )
+        if status is not Status.NEW:
+            await tx.appeals.set_status(appeal.number, status, created)
+        numbers.append(appeal.number)
+    return numbers
+
+
+async def pages(tx: Tx, **query: object) -> list[list[int]]:
+    """Every page of a listing, following `after` from page to page."""
+    result: list[list[int]] = []
+    after = None
+    while True:
+        page = await tx.appeals.listing(after=after, limit=7, **query)  # type: ignore[arg-type]
+        result.append([appeal.number for appeal, _ in page.rows])
+        if not page.more:
+            return result
+        after = page.rows[-1][0].number
+
+
+async def test_listing_pages_merge_statuses_and_settlements_in_deadline_order(
+    db: Database,
+) -> None:
+    async with db.transaction() as tx:
+        resident = await make_resident(tx)
+        # Interleaved deadlines across two settlements and two statuses.
+        a = await make_listed(tx, resident, 10, settlement="sergino", status=Status.NEW)
+        b = await make_listed(
+            tx, resident, 10, settlement="andra", status=Status.IN_PROGRESS, start=5
+        )
+        c = await make_listed(tx, resident, 4, settlement="talinka", status=Status.NEW, start=2)
+        closed = await make_listed(tx, resident, 3, settlement="sergino", status=Status.CLOSED)
+    waiting = (Status.NEW, Status.IN_PROGRESS)
+    async with db.transaction() as tx:
+        everything = await pages(tx, statuses=waiting, settlements=None)
+        admin = await pages(tx, statuses=waiting, settlements=["sergino", "andra"])
+        latest = await pages(tx, statuses=tuple(Status), settlements=None, newest_first=True)
+        overdue = await pages(
+            tx,
+            statuses=waiting,
+            settlements=None,
+            due_before=NOW + timedelta(hours=24, minutes=6),
+        )
+        counted = await tx.appeals.count(statuses=waiting, settlements=None, up_to=1000)
+        capped = await tx.appeals.count(statuses=waiting, settlements=["andra"], up_to=4)
+
+    def by_deadline(numbers: list[int]) -> list[int]:
+        minute = {n: i for i, n in enumerate(a)} | {n: i + 5 for i, n in enumerate(b)}
+        minute |= {n: i + 2 for i, n in enumerate(c)} | {n: i for i, n in enumerate(closed)}
+        return sorted(numbers, key=lambda n: (minute[n], n))
+
+    assert [n for page in everything for n in page] == by_deadline(a + b + c)
+    assert [len(page) for page in everything] == [7, 7, 7, 3]
+    assert [n for page in admin for n in page] == by_deadline(a + b)
+    assert [n for page in latest for n in page] == by_deadline(a + b + c + closed)[::-1]
+    assert [n for page in overdue for n in page] == by_deadline(a[:6] + b[:1] + c)
+    assert (counted, capped) == (24, 4)
+
+
+async def test_the_page_after_a_number_starts_where_that_appeal_stands(db: Database) -> None:
+    async with db.transaction() as tx:
+        resident = await make_resident(tx)
+        numbers = await make_listed(tx, resident, 5, settlement="sergino", status=Status.NEW)
+        await tx.appeals.set_status(numbers[1], Status.CLOSED, NOW)  # no longer listed
+    async with db.transaction() as tx:
+        page = await tx.appeals.listing(
+            statuses=(Status.NEW,), settlements=None, after=numbers[1], limit=10
+        )
+        nowhere = await tx.appeals.listing(
+            statuses=(Status.NEW,), settlements=None, after=99_999, limit=10
+        )
+    assert [appeal.number for appeal, _ in page.rows] == numbers[2:]
+    assert (nowhere.rows, nowhere.more) == ([], False)
+
+
+async def test_one_deadline_for_every_list(db: Database) -> None:
+    """A reopened appeal is due `answer_within_hours` after «Вопрос не решён», in the
+    listings, /overdue and the deadline notices alike; a new answer ends that."""
+    async with db.transaction() as tx:
+        resident = await make_resident(tx)
+        [number] = await make_listed(tx, resident, 1, settlement="sergino", status=Status.NEW)
+        await tx.appeals.record_answer(number, NOW + timedelta(hours=1))
+        rated = NOW + timedelta(hours=30)
+        await tx.appeals.set_rating(
+            number, "unresolved", rated, renewed_deadline=rated + timedelta(hours=24)
+        )
+        await tx.appeals.set_status(number, Status.IN_PROGRESS, rated)
+    due = rated + timedelta(hours=24)
+    async with db.transaction() as tx:
+        before = await tx.appeals.overdue(due - timedelta(seconds=1), limit=10)
+        after = await tx.appeals.overdue(due + timedelta(seconds=1), limit=10)
+        notices = await tx.appeals.due_for_notice(
+            "escalation", due_before=due + timedelta(seconds=1), limit=10
+        )
+        listed = await tx.appeals.listing(
+            statuses=(Status.IN_PROGRESS,), settlements=["sergino"], limit=10
+        )
+        await tx.appeals.record_answer(number, due)
+        answered = await tx.appeals.listing(statuses=(Status.ANSWERED,), settlements=None, limit=10)
+    assert before.rows == []
+    assert [(appeal.number, at) for appeal, at in after.rows] == [(number, due)]
+    assert [(appeal.number, at) for appeal, at in notices] == [(number, due)]
+    assert [at for _, at in listed.rows] == [due]
+    assert [at for _, at in answered.rows] == [NOW + timedelta(hours=24)]  # registration's
+
+
+async def test_migration_6_keeps_the_deadline_of_reopened_appeals(db_path: Path) -> None:
+    """An appeal reopened before migration 6 keeps the deadline the scheduler computed for
+    it then (the notices recorded about it still match, so none is sent again)."""
+    old = await Database.open(db_path, migrate_to=5)
+    async with old.transaction() as tx:
+        resident = await make_resident(tx)
+        number = await make_appeal(tx, resident)
+        rated = NOW + timedelta(hours=30, microseconds=123456)
+        await tx.appeals.set_status(number, Status.IN_PROGRESS, rated)
+        await tx.thread.add(number, kind="rating", author="resident", now=rated, text="unresolved")
+    await old.close()
+    conn = raw(db_path)
+    conn.execute("UPDATE appeals SET rating = 'unresolved', first_answer_at = created_at")
+    conn.close()
+    database = await Database.open(db_path)
+    try:
+        async with database.transaction() as tx:
+            [(appeal, due)] = (await tx.appeals.overdue(NOW + timedelta(days=30), limit=5)).rows
+    finally:
+        await database.close()
+    assert appeal.number == number and due == rated + timedelta(hours=24)
+
+
+async def test_listing_statements_read_index_ranges(db_path: Path) -> None:
+    """Every statement a listing runs is a search of an index, never a scan of the table
+    nor a sort of it: at a million appeals none may hold the event loop (bench/listings.py
+    measures it)."""
+    database = await Database.open(db_path)
+    async with database.transaction() as tx:
+        resident = await make_resident(tx)
+        for status in Status:
+            await make_listed(tx, resident, 3, settlement="sergino", status=status)
+        await make_listed(tx, resident, 3, settlement="andra", status=Status.NEW)
+    await database.close()
+
+    statements: list[str] = []
+    conn = await Connection.connect(str(db_path))
+    conn.row_factory = Row
+    conn.raw.set_trace_callback(statements.append)
+    repository = AppealRepository(conn)
+    waiting = (Status.NEW, Status.IN_PROGRESS)
+    try:
+        for settlements in (None, ["sergino", "andra"]):
+            for newest_first in (False, True):
+                await repository.listing(
+                    statuses=tuple(Status),
+                    settlements=settlements,
+                    newest_first=newest_first,
+                    after=2,
+                    limit=5,
+                )
+            await repository.count(statuses=waiting, settlements=settlements, up_to=1001)
+        await repository.overdue(NOW + timedelta(days=2), after=1, limit=5)
+        await repository.due_for_notice("reminder", due_before=NOW + timedelta(days=2), limit=5)
+        await repository.of_resident(resident.id, limit=11, before=10)
+        await repository.of_resident(resident.id, limit=3, open_only=True)
+        await repository.count_of_resident(resident.id, newer_than=5)
+    finally:
+        conn.raw.set_trace_callback(None)
+        await conn.close()
+
+    explain = raw(db_path)
+    try:
+        for sql in statements:
+            plan = [row[3] for row in explain.execute(f"EXPLAIN QUERY PLAN {sql}")]
+            assert not any(
+                step.startswith("SCAN appeals") or "TEMP B-TREE" in step for step in plan
+            ), (sql, plan)
+    finally:
+        explain.close()
+    assert len(statements) > 20

@@ -11,9 +11,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from handlers.messages import Button, Incoming, Keyboard
+from handlers.offers import describes_problem
+from handlers.settings import Limits
 from handlers.text_input import (
+    button_label,
     clean_text,
+    fold,
     is_one_of,
+    neutralise_bidi,
     normalize_phone,
     pressed_button,
     visible_length,
@@ -209,7 +214,16 @@ def test_visible_length_bounds(text: str) -> None:
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [("меню", True), ("  МЕНЮ ", True), ("Меню.", False), ("мен ю", False), ("", False)],
+    [
+        ("меню", True),
+        ("  МЕНЮ ", True),
+        ("Меню.", True),  # a final full stop is how people end what they type
+        ("меню!!", True),
+        ("мен ю", False),
+        ("меню пожалуйста", False),
+        ("", False),
+        ("...", False),
+    ],
 )
 def test_is_one_of(text: str, expected: bool) -> None:
     assert is_one_of(text, ("начать", "меню")) is expected
@@ -257,7 +271,9 @@ def incoming(text: str = "", payload: str | None = None) -> Incoming:
         ("жкх", None, HOUSING),
         ("социальная   защита", None, SOCIAL),
         ("Социальная\nзащита", None, SOCIAL),
-        ("Дороги.", None, None),
+        ("Дороги.", None, ROADS),  # a final full stop does not matter
+        ("Дороги!", None, ROADS),
+        (".Дороги", None, None),
         ("Доро ги", None, None),
         ("Дорог", None, None),
         ("", None, None),
@@ -310,3 +326,164 @@ def test_pressed_button_is_one_of_the_keyboard_or_none(text: str, numbered: bool
     keyboard = Keyboard(rows=CHOICE.rows, numbered=numbered)
     pressed = pressed_button(incoming(clean_text(text)), keyboard)
     assert pressed is None or pressed in keyboard.buttons
+
+
+# --- how people type: ё/е, commas, obvious answers (issue 14, item 12) ----------------------
+
+RESOLVED = Button("Вопрос решён", "rate:1:yes")
+UNRESOLVED = Button("Вопрос не решён", "rate:1:no")
+RATING = Keyboard(rows=((RESOLVED, UNRESOLVED),), inline=True)
+AGREE = Button("Согласен", "consent:yes")
+DISAGREE = Button("Не согласен", "consent:no")
+CONSENT = Keyboard(rows=((AGREE, DISAGREE),), numbered=True)
+FORGET = Keyboard(
+    rows=((Button("Да, удалить", "forget:yes"),), (Button("Отмена", "nav:cancel"),)),
+    numbered=True,
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("вопрос решен", RESOLVED),  # е for ё
+        ("Вопрос решён", RESOLVED),
+        ("ВОПРОС РЕШЕН!", RESOLVED),
+        ("решен", RESOLVED),
+        ("вопрос не решен", UNRESOLVED),
+        ("не решён", UNRESOLVED),
+        ("да", None),  # «да» could answer anything here: it rates nothing
+    ],
+)
+def test_typed_rating(text: str, expected: Button | None) -> None:
+    assert pressed_button(incoming(text), RATING) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "payload"),
+    [
+        ("Согласен", "consent:yes"),
+        ("Согласна", "consent:yes"),
+        ("да", "consent:yes"),
+        ("Да", "consent:yes"),
+        ("Да.", "consent:yes"),
+        ("да, согласна", "consent:yes"),
+        ("Не согласна", "consent:no"),
+        ("нет", "consent:no"),
+        ("может быть", None),
+    ],
+)
+def test_consent_accepts_the_obvious_forms(text: str, payload: str | None) -> None:
+    pressed = pressed_button(incoming(text), CONSENT)
+    assert (pressed.payload if pressed else None) == payload
+
+
+@pytest.mark.parametrize("text", ["Да, удалить", "да удалить", "да", "Да", "удалить"])
+def test_forget_confirmation_accepts_the_obvious_forms(text: str) -> None:
+    pressed = pressed_button(incoming(text), FORGET)
+    assert pressed is not None and pressed.payload == "forget:yes"
+
+
+def test_a_label_beats_another_buttons_alias() -> None:
+    # «Нет» is an alias of «Пропустить»; a button labelled «Нет» itself wins.
+    no = Button("Нет", "no")
+    keyboard = Keyboard(rows=((Button("Пропустить", "skip"), no),))
+    assert pressed_button(incoming("нет"), keyboard) == no
+
+
+@pytest.mark.parametrize(
+    ("text", "folded"),
+    [
+        ("Вопрос решён", "вопрос решен"),
+        ("  ЁЛКА  ", "елка"),
+        ("Да, удалить!", "да удалить"),
+        ("Согласен...", "согласен"),
+        ("/start", "/start"),
+        ("Дополнить №5", "дополнить №5"),
+    ],
+)
+def test_fold(text: str, folded: str) -> None:
+    assert fold(text) == folded
+
+
+# --- labels typed where they are not buttons (issue 14, items 5, 8, 10) -------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "label"),
+    [
+        ("Пропустить", "Пропустить"),
+        (" пропустить ", "пропустить"),
+        ("Оставить как есть", "Оставить как есть"),
+        ("Ещё", "Ещё"),
+        ("еще", "еще"),
+        ("Дополнить №12", "Дополнить №12"),
+        ("дополнить № 3", "дополнить № 3"),
+        ("Готово", "Готово"),
+        ("Сергино", None),  # a settlement is a fine address
+        ("Пропустить ямку", None),
+        ("ул. Ленина, 5", None),
+        ("", None),
+    ],
+)
+def test_button_label(text: str, label: str | None) -> None:
+    assert button_label(text) == label
+
+
+# --- what staff see (issue 14, item 11) ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("\u202eвортеП", "вортеП"),  # right-to-left override
+        ("Яма \u202bвозле\u202c дома", "Яма возле дома"),  # embedding and pop
+        ("a\u2066b\u2067c\u2068d\u2069", "abcd"),  # isolates
+        ("עברית\u200fok", "עברית\u200fok"),  # a mark moves nothing: kept
+        ("שלום עולם", "שלום עולם"),  # right-to-left text itself is kept
+        ("обычный текст", "обычный текст"),
+    ],
+)
+def test_neutralise_bidi(text: str, shown: str) -> None:
+    assert neutralise_bidi(text) == shown
+
+
+@given(st.text(max_size=60))
+@settings(max_examples=200, deadline=None)
+def test_neutralised_text_has_no_directional_formatting(text: str) -> None:
+    shown = neutralise_bidi(text)
+    assert not any(unicodedata.bidirectional(ch) in BIDI_FORMATTING for ch in shown)
+    assert neutralise_bidi(shown) == shown
+
+
+BIDI_FORMATTING = {"LRE", "RLE", "LRO", "RLO", "PDF", "LRI", "RLI", "FSI", "PDI"}
+
+
+# --- a first message that describes a problem (issue 14, item 7) --------------------------
+
+LIMITS = Limits(min_description=10, max_description=4000)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("У нас третий день нет воды", True),
+        ("Здравствуйте! У нас третий день нет воды…", True),
+        ("Добрый день, не горит фонарь у школы", True),
+        ("Яма на дороге у дома 5", True),
+        ("Здравствуйте", False),
+        ("Здравствуйте!", False),
+        ("Добрый день", False),
+        ("Добрый день, подскажите", False),  # a greeting and one word
+        ("Доброго времени суток!", False),
+        ("Привет, как дела", False),  # too short after the greeting
+        ("Нет воды", False),  # too short
+        ("Оставить как есть", False),  # a button's label
+        ("Подать обращение", False),
+        ("/start please do something", False),  # a command
+        ("\u200b" * 30, False),
+        ("я" * 4001 + " б в", False),  # too long: said so instead
+        ("", False),
+    ],
+)
+def test_describes_problem(text: str, expected: bool) -> None:
+    assert describes_problem(text, LIMITS) is expected
