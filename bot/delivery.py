@@ -102,37 +102,51 @@ class DeliveryWorker:
         """One pass: start every due chat that is not being served yet, and wait until the
         chats being served have nothing more due and what they sent is recorded; returns
         how many rows were handled."""
-        await self._dispatch()
         handled = 0
-        while self._chats:
-            results = await asyncio.gather(*self._chats.values(), return_exceptions=True)
-            handled += sum(r for r in results if isinstance(r, int))
+        while True:
+            deferred = await self._dispatch()
+            while self._chats:
+                results = await asyncio.gather(*self._chats.values(), return_exceptions=True)
+                handled += sum(r for r in results if isinstance(r, int))
+            if not deferred:
+                break
         await self._record()
         return handled
 
-    async def _dispatch(self) -> None:
-        """Give every due chat that has no task a task of its own."""
+    async def _dispatch(self) -> int:
+        """Give every due chat that has no task a task of its own; returns how many due
+        chats were left for the next pass because they were busy while it looked."""
+        deferred = 0
         async with self._pass_lock:
             if self._unrecorded:
                 self._record_soon()
             if len(self._chats) >= CONCURRENT_CHATS:
-                return
+                return deferred
             waiting: list[str] = []
             check = self._disabled_check_due()
+            # What was being sent or recorded before the read: the read may have seen such
+            # a row as pending just before its record was written, and by now the record
+            # may be committed and the chat's task gone. Such chats wait for the next pass.
+            busy = set(self._chats)
+            unrecorded = set(self._unrecorded)
             async with self._db.transaction() as tx:
                 if check:
                     waiting = await tx.outbox.platforms_waiting()
                 rows = await tx.outbox.due_heads(self._clock(), list(self._channels), BATCH)
             self._warn_about_disabled(waiting)
+            busy |= set(self._chats)
+            unrecorded |= set(self._unrecorded)
             for row in rows:
                 chat = (row.platform, row.chat_id)
-                if chat in self._chats or row.id in self._unrecorded:
+                if chat in busy or row.id in unrecorded:
+                    deferred += chat not in self._chats and row.id not in self._unrecorded
                     continue
                 if len(self._chats) >= CONCURRENT_CHATS:
                     break
                 task = asyncio.create_task(self._serve(row), name=f"delivery {row.platform}")
                 self._chats[chat] = task
                 task.add_done_callback(functools.partial(self._served, chat))
+        return deferred
 
     def _served(self, chat: Chat, task: asyncio.Task[int]) -> None:
         if self._chats.get(chat) is task:
@@ -200,10 +214,13 @@ class DeliveryWorker:
         return True
 
     def _warn_about_disabled(self, platforms: list[str]) -> None:
+        # A process with the console alone (the demo) has no messenger by design: what it
+        # queues for one is no operator's problem, so it is said at INFO, not WARNING.
+        log = logger.info if set(self._channels) <= {"console"} else logger.warning
         for platform in platforms:
             if platform not in self._channels and platform not in self._warned_platforms:
                 self._warned_platforms.add(platform)
-                logger.warning(
+                log(
                     "outbox has messages for platform={} but its channel is not enabled; "
                     "they wait until it is",
                     platform,

@@ -18,7 +18,7 @@ from handlers import texts
 from handlers.context import Context
 from handlers.flood import FloodGuard, Verdict
 from handlers.messages import Incoming, Outgoing
-from handlers.resident import handle_resident
+from handlers.resident import handle_resident, withdrawal
 from handlers.settings import HandlerSettings
 from handlers.staff_router import handle_staff
 from handlers.text_input import clean_text
@@ -147,6 +147,8 @@ class Engine:
         ban = await ctx.tx.bans.get(ctx.message.identity)
         if ban is None:
             return False
+        if await withdrawal(ctx):  # withdrawing consent works for everyone (152-ФЗ)
+            return True
         if not ban.notified:
             ctx.reply(texts.BANNED_NOTICE.format(formal_url=self.settings.formal_appeal_url))
             await ctx.tx.bans.mark_notified(ban.identity)

@@ -96,3 +96,26 @@ async def test_personal_data_of_long_closed_appeals_is_erased_figures_kept(
         )
     assert (figures.received, figures.answered) == (2, 1)
     assert await office.app.apply_retention() == {"events": 0, "inbox": 0, "sent": 0, "erased": 0}
+
+
+async def test_forget_erases_the_person_from_stored_messages_banned_or_not(
+    office: Harness, moderator: Person, admin: Person
+) -> None:
+    """Issue 14 item 6 and issue 13: a banned resident can still withdraw consent, and
+    /forget erases the name and phone from the outbox too, queued or sent."""
+    path = office.config.storage.sqlite_path
+    resident = office.person("1001", "Иван Петров", platform="vk")
+    number = await file_with_contact(resident)
+    # The notification to Сергино's administrator names the resident and the phone.
+    assert any(PHONE in body for (body,) in rows(path, "SELECT body FROM outbox"))
+    await moderator.say("/ban vk:1001 спам")
+    await resident.say("Здравствуйте")  # the one notice of the ban
+    await resident.say("/forget")
+    assert resident.labels[:1] == ["Да, удалить"]
+    await resident.press("Да, удалить")
+    assert "удален" in resident.text.casefold()
+    [appeal] = rows(path, f"SELECT contact_name, contact_phone FROM appeals WHERE id = {number}")
+    assert appeal == (None, None)
+    bodies = [body for (body,) in rows(path, "SELECT body FROM outbox")]
+    assert not any(PHONE in body or "Петров" in body for body in bodies)
+    assert await resident.say("Подать обращение") == []  # still banned for everything else
