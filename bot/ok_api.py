@@ -220,6 +220,11 @@ class OkClient:
             return None
         return str(data["message_id"])
 
+    async def chat_type(self, chat_id: str) -> str:
+        """DIALOG (a person and the group), GROUP_CHAT or CHAT [DOC graph.chat info]."""
+        data = await self._request("GET", f"/me/chat/{chat_id}")
+        return str(data.get("type") or "") if isinstance(data, dict) else ""
+
     async def answer_callback(self, chat_id: str, callback_id: str, text: str) -> None:
         """Acknowledge a button press [DOC: it requires an answering message]."""
         await self._request(

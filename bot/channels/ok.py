@@ -57,6 +57,8 @@ UNREADABLE = frozenset({"VIDEO", "AUDIO", "FILE", "STICKER", "MUSIC", "CALL", "P
 SUBSCRIBE_BACKOFF_MAX = 300.0
 RAW_LOG_LIMIT = 500
 MAX_EVENT_ID = 200
+DIALOG = "DIALOG"  # a person's own chat with the group [DOC graph.chat info: type]
+CHAT_TYPES_CACHED = 50_000
 
 
 class OkChannel(Channel):
@@ -73,6 +75,7 @@ class OkChannel(Channel):
         self._tasks: list[asyncio.Task[None]] = []
         self._pages = PageMemory()
         self._answers: set[asyncio.Task[None]] = set()
+        self._chat_types: dict[str, str] = {}  # chat id -> DIALOG, GROUP_CHAT or CHAT
 
     # --- receiving -----------------------------------------------------------------------
 
@@ -149,7 +152,7 @@ class OkChannel(Channel):
         except Exception as error:  # malformed in any way: dropped, the channel goes on
             logger.warning("ok webhook malformed, dropped: {}", type(error).__name__)
             incoming = None
-        if incoming is None:
+        if incoming is None or not await self._private(incoming.chat_id):
             await self._runtime.inbox.done(row)
             return
         page = self._pages.page(incoming.chat_id, incoming.payload)
@@ -160,6 +163,26 @@ class OkChannel(Channel):
                 await self._runtime.inbox.done(row)
             return
         await self._runtime.intake(incoming, inbox_id=row.id)
+
+    async def _private(self, chat_id: str) -> bool:
+        """Whether a chat is a person's own dialog with the group. The bot talks to people in
+        private only, as on VK and Telegram: a staff command from a group chat would be
+        answered into that group. OK's webhook does not say the chat's type, so it is asked
+        once per chat; if OK cannot say now, the chat is taken for a dialog (the usual case)
+        and asked about again next time."""
+        known = self._chat_types.get(chat_id)
+        if known is None:
+            try:
+                known = await self._client.chat_type(chat_id)
+            except OkApiError as error:
+                logger.warning("ok chat type unknown ({}), taken for a dialog", error.reason)
+                return True
+            self._chat_types[chat_id] = known
+            while len(self._chat_types) > CHAT_TYPES_CACHED:
+                self._chat_types.pop(next(iter(self._chat_types)))
+        if known != DIALOG:
+            logger.info("ok message in a {} ignored: people are answered in private", known)
+        return known == DIALOG
 
     def _normalize(self, update: Webhook) -> Incoming | None:
         """A webhook as the core's incoming message; None (and a warning with the raw body,

@@ -258,6 +258,7 @@ class FakeOK(LoopbackFake):
         # Chats the bot may write to besides the dialogs of people who wrote (message_created,
         # message_callback, chat_started or a delivered body teach the fake those).
         self.known_chats: set[str] = set()
+        self.group_chats: set[str] = set()  # chats GET /me/chat/{id} calls GROUP_CHAT
         self.users: dict[str, str] = {}  # user id -> name, as webhooks carried it
         self.images: dict[str, bytes] = {}  # what /img/<name> serves (TINY_JPEG if absent)
         self.webhook_timeout = WEBHOOK_TIMEOUT_SECONDS
@@ -680,7 +681,7 @@ class FakeOK(LoopbackFake):
         user = self._dialogs.get(chat)
         now = int(self.clock() * 1000)
         info: dict[str, Any] = {  # §2.8 [DOC] shape; a dialog's field values are [??]
-            "type": "DIALOG",
+            "type": "GROUP_CHAT" if chat in self.group_chats else "DIALOG",
             "status": "ACTIVE",
             "chat_id": chat,
             "group_id": self.group_id,
