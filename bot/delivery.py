@@ -27,6 +27,9 @@ FIRST_BACKOFF_SECONDS = 1.0
 # One hung send must not hold up its chat for ever: it is abandoned and retried later.
 SEND_TIMEOUT_SECONDS = 120.0
 DISABLED_CHECK_SECONDS = 60.0  # how often to look for rows of platforms not running here
+QUEUED_ROWS = 1000  # rows read for the chats a pass starts, at most
+RECORD_GATHER_SECONDS = 0.005
+PASS_INTERVAL_SECONDS = 0.005
 CONCURRENT_CHATS = 32  # enough to keep VK's 20/s and Telegram's 30/s busy at ~1 s latency
 
 Chat = tuple[str, str]  # (platform, chat id)
@@ -64,6 +67,13 @@ class DeliveryWorker:
         self._recorder: asyncio.Task[None] | None = None
         self._warned_platforms: set[str] = set()
         self._disabled_checked_at: float | None = None
+        # Who wakes the worker for a new pass (a query over every pending chat), so that
+        # passes stay few under load: a chat whose due row a pass skipped because its task
+        # was still going, when that task ends; every chat's end while a pass found all
+        # places taken; the recorder, when a pass skipped rows still being recorded.
+        self._recheck: set[Chat] = set()
+        self._full = False
+        self._held_for_record = False
 
     def wake(self) -> None:
         """Something was written to the outbox: look now instead of at the next poll."""
@@ -88,9 +98,19 @@ class DeliveryWorker:
             pass
 
     async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        last = float("-inf")
         while True:
+            # Passes at most every PASS_INTERVAL: under a storm of short sends (failures
+            # retried, a full house of chats) a pass per finished chat would do little but
+            # read the outbox again and again.
+            pause = last + PASS_INTERVAL_SECONDS - loop.time()
+            if pause > 0:
+                await asyncio.sleep(pause)
+            last = loop.time()
             try:
-                await self._dispatch()
+                if await self._dispatch():
+                    continue  # chats that were busy while it looked are free now
             except Exception:
                 logger.exception("delivery pass failed; retrying shortly")
             with contextlib.suppress(TimeoutError):
@@ -120,7 +140,8 @@ class DeliveryWorker:
         async with self._pass_lock:
             if self._unrecorded:
                 self._record_soon()
-            if len(self._chats) >= CONCURRENT_CHATS:
+            self._full = len(self._chats) >= CONCURRENT_CHATS
+            if self._full:
                 return deferred
             waiting: list[str] = []
             check = self._disabled_check_due()
@@ -129,21 +150,38 @@ class DeliveryWorker:
             # may be committed and the chat's task gone. Such chats wait for the next pass.
             busy = set(self._chats)
             unrecorded = set(self._unrecorded)
+            now = self._clock()
             async with self._db.transaction() as tx:
                 if check:
                     waiting = await tx.outbox.platforms_waiting()
-                rows = await tx.outbox.due_heads(self._clock(), list(self._channels), BATCH)
+                rows = await tx.outbox.due_heads(now, list(self._channels), BATCH)
+                # Everything due in the chats that will get a task, in one read: a chat's
+                # task sends its list without asking the database again.
+                free = [
+                    (r.platform, r.chat_id) for r in rows if (r.platform, r.chat_id) not in busy
+                ]
+                queued = await tx.outbox.due_in_chats(free[:CONCURRENT_CHATS], now, QUEUED_ROWS)
             self._warn_about_disabled(waiting)
             busy |= set(self._chats)
             unrecorded |= set(self._unrecorded)
             for row in rows:
                 chat = (row.platform, row.chat_id)
+                if chat in self._chats:
+                    self._recheck.add(chat)
+                    continue
+                if row.id in self._unrecorded:
+                    self._held_for_record = True
+                    continue
                 if chat in busy or row.id in unrecorded:
-                    deferred += chat not in self._chats and row.id not in self._unrecorded
+                    deferred += 1
                     continue
                 if len(self._chats) >= CONCURRENT_CHATS:
+                    self._full = True
                     break
-                task = asyncio.create_task(self._serve(row), name=f"delivery {row.platform}")
+                chat_rows = queued.get(chat) or [row]
+                if chat_rows[0].id != row.id:
+                    chat_rows = [row]
+                task = asyncio.create_task(self._serve(chat_rows), name=f"delivery {row.platform}")
                 self._chats[chat] = task
                 task.add_done_callback(functools.partial(self._served, chat))
         return deferred
@@ -155,20 +193,21 @@ class DeliveryWorker:
             logger.opt(exception=task.exception()).error(
                 "delivery to a chat failed platform={}", chat[0]
             )
-        self.wake()  # the chat may have more, and a place is free
+        if chat in self._recheck or self._full or task.cancelled() or task.exception():
+            self._recheck.discard(chat)
+            self.wake()  # this chat may have more, or a place is free for one that waits
 
-    async def _serve(self, row: OutboxRow | None) -> int:
-        """Send one chat's due rows in order until none is due or one fails."""
+    async def _serve(self, rows: list[OutboxRow]) -> int:
+        """Send one chat's due rows in order until one fails. Rows written for the chat
+        meanwhile wake the worker, whose pass comes back to it when this task ends."""
         handled = 0
-        while row is not None:
+        for row in rows:
             handled += 1
             message_ids = await self._send(self._channels[row.platform], row)
             if message_ids is None:
                 return handled
             self._unrecorded[row.id] = (row, message_ids)  # first: this cannot fail
             self._record_soon()
-            async with self._db.transaction() as tx:
-                row = await tx.outbox.chat_next(row.platform, row.chat_id, row.id, self._clock())
         return handled
 
     def _record_soon(self) -> None:
@@ -188,6 +227,9 @@ class DeliveryWorker:
         """Record the rows sent meanwhile, many in one commit: those sent while one commit
         runs go into the next. A failure leaves them remembered, for the next pass."""
         while self._unrecorded:
+            # A moment for the sends finishing meanwhile to join this commit: recording late
+            # delays nothing a person sees, and one fsync then serves many messages.
+            await asyncio.sleep(RECORD_GATHER_SECONDS)
             batch = list(self._unrecorded.values())
             try:
                 async with self._db.transaction() as tx:
@@ -199,7 +241,9 @@ class DeliveryWorker:
                 return
             for row, _ in batch:
                 self._unrecorded.pop(row.id, None)
-            self.wake()  # their chats may go on
+            if self._held_for_record:
+                self._held_for_record = False
+                self.wake()  # chats held back while their rows were being recorded
 
     def _disabled_check_due(self) -> bool:
         """Whether to look for rows of platforms not running here (a whole-outbox query,

@@ -83,18 +83,25 @@ class OutboxRepository:
         ) as cursor:
             return [_outbox_row(row) for row in await cursor.fetchall()]
 
-    async def chat_next(
-        self, platform: str, chat_id: str, after_id: int, now: datetime
-    ) -> OutboxRow | None:
-        """The oldest pending row of one chat after `after_id`, if it is due."""
+    async def due_in_chats(
+        self, chats: Sequence[tuple[str, str]], now: datetime, limit: int
+    ) -> dict[tuple[str, str], list[OutboxRow]]:
+        """The pending, due rows of these (platform, chat id) chats, each chat's in order."""
+        if not chats:
+            return {}
+        pairs = ", ".join("(?, ?)" for _ in chats)
         async with self._conn.execute(
-            f"SELECT {_ROW} FROM outbox o WHERE o.id = (SELECT min(id) FROM outbox"
-            " WHERE status = 'pending' AND platform = ? AND chat_id = ? AND id > ?)"
-            " AND o.next_attempt_at <= ?",
-            (platform, chat_id, after_id, to_db(now)),
+            f"WITH c (platform, chat_id) AS (VALUES {pairs})"
+            f" SELECT {_ROW} FROM c JOIN outbox o ON o.platform = c.platform"
+            " AND o.chat_id = c.chat_id"  # the partial index of pending rows by chat
+            " WHERE o.status = 'pending' AND o.next_attempt_at <= ? ORDER BY o.id LIMIT ?",
+            (*(value for chat in chats for value in chat), to_db(now), limit),
         ) as cursor:
-            row = await cursor.fetchone()
-        return _outbox_row(row) if row else None
+            found: dict[tuple[str, str], list[OutboxRow]] = {}
+            for raw in await cursor.fetchall():
+                row = _outbox_row(raw)
+                found.setdefault((row.platform, row.chat_id), []).append(row)
+        return found
 
     async def platforms_waiting(self) -> list[str]:
         """Platforms that have pending rows."""

@@ -128,7 +128,10 @@ def start_config(tmp_path: Path, fakes: Fakes, *, vk_mode: str, tg_mode: str) ->
     path = write_config(
         tmp_path, "vk:600", **channel_sections(fakes, vk_mode=vk_mode, tg_mode=tg_mode)
     )
+    # Sends fail until the kill: retried every 2 s at most, not in a storm against this
+    # test's own process, which serves the fakes and posts the updates.
     text = path.read_text("utf-8").replace("port = 0", f"port = {port}")
+    text = text.replace("max_backoff_seconds = 0.5", "max_backoff_seconds = 2.0")
     path.write_text(text, "utf-8")
     return path, port
 

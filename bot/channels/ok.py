@@ -152,7 +152,8 @@ class OkChannel(Channel):
         except Exception as error:  # malformed in any way: dropped, the channel goes on
             logger.warning("ok webhook malformed, dropped: {}", type(error).__name__)
             incoming = None
-        if incoming is None or not await self._private(incoming.chat_id):
+        command = incoming is not None and incoming.text.lstrip().startswith("/")
+        if incoming is None or (command and not await self._private(incoming.chat_id)):
             await self._runtime.inbox.done(row)
             return
         page = self._pages.page(incoming.chat_id, incoming.payload)
@@ -165,11 +166,12 @@ class OkChannel(Channel):
         await self._runtime.intake(incoming, inbox_id=row.id)
 
     async def _private(self, chat_id: str) -> bool:
-        """Whether a chat is a person's own dialog with the group. The bot talks to people in
-        private only, as on VK and Telegram: a staff command from a group chat would be
-        answered into that group. OK's webhook does not say the chat's type, so it is asked
-        once per chat; if OK cannot say now, the chat is taken for a dialog (the usual case)
-        and asked about again next time."""
+        """Whether a chat is a person's own dialog with the group, asked before a command is
+        handled: a staff command from a group chat would be answered into that group, so
+        commands are taken from private chats only, as on VK and Telegram. OK's webhook
+        does not say the chat's type, so OK is asked, once per chat, and only for commands
+        (a resident's ordinary message costs no extra call); if OK cannot say now, the chat
+        is taken for a dialog (the usual case) and asked about again next time."""
         known = self._chat_types.get(chat_id)
         if known is None:
             try:
