@@ -531,3 +531,33 @@ async def test_staff_add_refuses_an_identity_no_messenger_has(
         assert await tx.staff.all() == before
     await moderator.say("/staff add andra vk:7")
     assert moderator.text == texts.STAFF_ADDED.format(identity="vk:7", role="администратор: Андра")
+
+
+def test_a_scripted_demo_is_not_flood_limited() -> None:
+    """Issue 14, item 14: the demo stopped after 20 lines («Вы отправляете слишком много
+    сообщений…»), so three appeals in one piped run registered two. The console is one
+    person at a keyboard: the flood limit does not apply to it."""
+    walk = [
+        "Подать обращение",
+        "Согласен",
+        "Дороги",
+        "Сергино",
+        "Яма на дороге возле дома культуры",
+        "Пропустить",
+        "Пропустить",
+        "Пропустить",
+        "Пропустить",
+        "Отправить",
+    ]
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", "demo"],
+        input="\n".join(walk * 3) + "\n",
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+        env=clean_env(),
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Обращение №3 зарегистрировано" in result.stdout
+    assert "слишком много сообщений" not in result.stdout
