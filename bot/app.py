@@ -15,7 +15,7 @@ from bot.config import Config
 from bot.delivery import DeliveryWorker
 from bot.health import Monitor
 from bot.inbox import Inbox, IntakeClosed
-from bot.metrics import CONTENT_TYPE, Metrics
+from bot.metrics import Metrics
 from bot.ratelimit import RateLimiter
 from bot.scheduler import DeadlineScheduler
 from bot.web import WebServer
@@ -158,7 +158,6 @@ class App:
             serve=self.config.web.serve,
             health=self._monitor.health,
             metrics=self._monitor.metrics_text,
-            metrics_content_type=CONTENT_TYPE,
         )
         self._inbox = Inbox(self._db, self.clock, self.config.web.inbox_limit)
         runtime = Runtime(
@@ -198,11 +197,9 @@ class App:
         await asyncio.shield(task)
 
     def _count_handled(self, platform: str) -> Callable[[asyncio.Task[bool]], None]:
-        counter = self.metrics.updates_handled.labels(platform)
-
         def count(task: asyncio.Task[bool]) -> None:
             if not task.cancelled() and task.exception() is None and task.result():
-                counter.inc()
+                self.metrics.handled(platform)
 
         return count
 

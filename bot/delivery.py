@@ -295,7 +295,7 @@ class DeliveryWorker:
             logger.exception("send raised platform={} outbox={}", row.platform, row.id)
             await self._failed(row, f"{type(error).__name__}: {error}", True, None)
             return None
-        self._metrics.sends.labels(row.platform).inc()
+        self._metrics.sent(row.platform)
         logger.debug(
             "sent outbox={} platform={} appeal={}", row.id, row.platform, row.appeal_number
         )
@@ -336,7 +336,7 @@ class DeliveryWorker:
                     reason,
                 )
         if failed:  # counted once its record is committed
-            self._metrics.deliveries_failed.labels(row.platform).inc()
+            self._metrics.delivery_failed(row.platform)
 
     def backoff(self, attempts: int, retry_after: float | None) -> float:
         """About 1 s doubling per attempt, capped, with ±20 % jitter; at least `retry_after`."""

@@ -90,7 +90,8 @@ class Monitor:
         }
         return not failing, body
 
-    async def metrics_text(self) -> bytes:
+    async def metrics_text(self) -> tuple[bytes, str]:
+        """The /metrics page and its content type."""
         try:
             database: DatabaseState | None = await self._bounded("state", self._read_state)
         except Exception as error:  # TimeoutError included: reported as database_up 0

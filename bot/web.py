@@ -22,7 +22,7 @@ MAX_BODY_BYTES = 1024 * 1024  # every messenger's update is far below this
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 HealthCheck = Callable[[], Awaitable[tuple[bool, dict[str, Any]]]]
-MetricsText = Callable[[], Awaitable[bytes]]
+MetricsText = Callable[[], Awaitable[tuple[bytes, str]]]  # the page, its content type
 
 
 async def _always_healthy() -> tuple[bool, dict[str, Any]]:
@@ -38,14 +38,12 @@ class WebServer:
         serve: bool = False,
         health: HealthCheck = _always_healthy,
         metrics: MetricsText | None = None,
-        metrics_content_type: str = "text/plain; version=0.0.4; charset=utf-8",
     ) -> None:
         self.host = host
         self.port = port
         self._serve = serve
         self._health = health
         self._metrics = metrics
-        self._metrics_content_type = metrics_content_type
         self._app = web.Application(client_max_size=MAX_BODY_BYTES)
         self._app.router.add_get("/healthz", self._healthz)
         if metrics is not None:
@@ -87,5 +85,5 @@ class WebServer:
 
     async def _metrics_page(self, request: web.Request) -> web.Response:
         assert self._metrics is not None
-        body = await self._metrics()
-        return web.Response(body=body, headers={"Content-Type": self._metrics_content_type})
+        body, content_type = await self._metrics()
+        return web.Response(body=body, headers={"Content-Type": content_type})

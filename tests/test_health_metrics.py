@@ -17,6 +17,8 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -325,6 +327,23 @@ async def test_metrics_move_as_an_appeal_is_filed_answered_and_overdue(
 def test_each_app_has_its_own_registry(tmp_path: Path) -> None:
     config = make_config(tmp_path / "appeals.db")
     one, two = App(config, []), App(config, [])
-    one.metrics.sends.labels("vk").inc(3)
+    one.metrics.sent("vk")
     assert one.metrics.registry is not two.metrics.registry
-    assert two.metrics.sends.labels("vk")._value.get() == 0
+    first, _ = one.metrics.render(one.metrics.state)
+    second, content_type = two.metrics.render(two.metrics.state)
+    assert b'appeals_bot_sends_total{platform="vk"} 1.0' in first
+    assert b"appeals_bot_sends_total{" not in second
+    assert content_type.startswith("text/plain")
+
+
+def test_the_demo_and_the_cli_do_not_load_prometheus_client() -> None:
+    """Counting is plain arithmetic; the library is loaded by the first scrape only."""
+    code = (
+        "import sys, bot.app, bot.cli, bot.demo; "
+        "from bot.metrics import Metrics; Metrics(['vk']).sent('vk'); "
+        "assert 'prometheus_client' not in sys.modules, 'loaded'"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
