@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import sqlite3
 import subprocess
 import sys
@@ -28,9 +29,11 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from bot.app import App
+from bot.channels.base import Liveness
 from bot.channels.telegram import TelegramChannel
 from bot.channels.vk import VkChannel
 from bot.config import Config
+from bot.metrics import DatabaseState, Metrics, State
 from tests.conftest import Clock, make_config
 from tests.fakes.telegram import TOKEN as TG_TOKEN
 from tests.fakes.telegram import FakeTelegram
@@ -347,3 +350,27 @@ def test_the_demo_and_the_cli_do_not_load_prometheus_client() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_the_readme_names_every_metric_and_only_real_ones() -> None:
+    """The README's tables (and the alerts written with them) use the real names."""
+    metrics = Metrics(["vk"])
+    state = State(
+        database=DatabaseState(
+            outbox_pending=1,
+            outbox_oldest_pending_seconds=2.0,
+            appeals_open={"new": 1},
+            appeals_overdue=0,
+            appeals_registered=1,
+        ),
+        channels={"vk": Liveness(True, "long poll", "polling", 1.0)},
+    )
+    text, _ = metrics.render(state)
+    exposed = {
+        sample.name
+        for family in text_string_to_metric_families(text.decode())
+        for sample in family.samples
+    }
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text("utf-8")
+    named = set(re.findall(r"\bappeals_bot_[a-z_]+", readme))
+    assert named == exposed
