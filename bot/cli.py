@@ -2,7 +2,7 @@
 (SPEC §11, §17).
 
 `backup` copies the live SQLite database through the online backup API (bot/backup.py).
-`report`, `export` and `backup` open the database read-only beside a running bot (WAL lets them) and
+`report`, `export` and `backup` read the database beside a running bot (WAL lets them) and
 import no messenger library, so they start fast and can run from cron.
 """
 
