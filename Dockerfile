@@ -54,10 +54,13 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_ROOT_USER_ACTION=ignore \
-    APPEALS_WEB__HOST=0.0.0.0
+    APPEALS_WEB__HOST=0.0.0.0 \
+    APPEALS_WEB__SERVE=true
 # APPEALS_WEB__HOST: inside a container the web server must listen on all interfaces to be
 # reachable through a published port; publish it on the host's loopback only
 # (-p 127.0.0.1:8080:8080) and let the TLS proxy be the one door in.
+# APPEALS_WEB__SERVE: the server runs even with long polling only, for the HEALTHCHECK
+# (/healthz) and /metrics.
 
 # A user of its own with fixed ids, so files on the volume keep their owner across images
 # (and an orchestrator's runAsNonRoot can check it).

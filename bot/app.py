@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 
 from loguru import logger
@@ -13,7 +13,9 @@ from loguru import logger
 from bot.channels.base import Channel, Runtime
 from bot.config import Config
 from bot.delivery import DeliveryWorker
+from bot.health import Monitor
 from bot.inbox import Inbox, IntakeClosed
+from bot.metrics import Metrics
 from bot.ratelimit import RateLimiter
 from bot.scheduler import DeadlineScheduler
 from bot.web import WebServer
@@ -82,7 +84,9 @@ class App:
         self._scheduler: DeadlineScheduler | None = None
         self._web: WebServer | None = None
         self._inbox: Inbox | None = None
+        self._monitor: Monitor | None = None
         self._accepting = False
+        self.metrics = Metrics(self.channels)
 
     @property
     def db(self) -> Database:
@@ -93,6 +97,11 @@ class App:
     def web(self) -> WebServer:
         assert self._web is not None, "app is not started"
         return self._web
+
+    @property
+    def monitor(self) -> Monitor:
+        assert self._monitor is not None, "app is not started"
+        return self._monitor
 
     @property
     def inbox(self) -> Inbox:
@@ -118,6 +127,7 @@ class App:
             max_attempts=self.config.delivery.max_attempts,
             max_backoff_seconds=self.config.delivery.max_backoff_seconds,
             clock=self.clock,
+            metrics=self.metrics,
         )
         self._engine = Engine(
             self._db,
@@ -135,7 +145,20 @@ class App:
         self._scheduler.start()
         self._housekeeping = asyncio.create_task(self._housekeep(), name="housekeeping")
         self._accepting = True
-        self._web = WebServer(self.config.web.host, self.config.web.port)
+        self._monitor = Monitor(
+            self._db,
+            self.channels,
+            self.metrics,
+            self.clock,
+            poll_limit=self.config.web.health_poll_seconds,
+        )
+        self._web = WebServer(
+            self.config.web.host,
+            self.config.web.port,
+            serve=self.config.web.serve,
+            health=self._monitor.health,
+            metrics=self._monitor.metrics_text,
+        )
         self._inbox = Inbox(self._db, self.clock, self.config.web.inbox_limit)
         runtime = Runtime(
             self.intake,
@@ -170,7 +193,15 @@ class App:
         task = asyncio.create_task(self._engine.handle(message, inbox_id=inbox_id))
         self._inflight.add(task)
         task.add_done_callback(self._inflight.discard)
+        task.add_done_callback(self._count_handled(message.platform))
         await asyncio.shield(task)
+
+    def _count_handled(self, platform: str) -> Callable[[asyncio.Task[bool]], None]:
+        def count(task: asyncio.Task[bool]) -> None:
+            if not task.cancelled() and task.exception() is None and task.result():
+                self.metrics.handled(platform)
+
+        return count
 
     async def settle(self) -> None:
         """Wait until every update in hand (the inbox's included) is handled and every due
@@ -206,6 +237,8 @@ class App:
             except TimeoutError:
                 logger.warning("stopping with messages still queued; they are sent at next start")
             await self._delivery.stop()
+        if self._monitor is not None:
+            await self._monitor.close()
         if self._db is not None:
             await self._db.close()
             self._db = None

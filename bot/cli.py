@@ -1,6 +1,8 @@
-"""The command line: `appeals-bot run | demo | check-config | report | export` (SPEC §11).
+"""The command line: `appeals-bot run | demo | check-config | report | export | backup`
+(SPEC §11, §17).
 
-`report` and `export` open the database read-only beside a running bot (WAL lets them) and
+`backup` copies the live SQLite database through the online backup API (bot/backup.py).
+`report`, `export` and `backup` read the database beside a running bot (WAL lets them) and
 import no messenger library, so they start fast and can run from cron.
 """
 
@@ -17,6 +19,7 @@ import signal
 import sqlite3
 import sys
 import tempfile
+import tomllib
 from collections.abc import Iterator, Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -45,6 +48,7 @@ from storage.reports import ReportError, ReportQueries, connect_read_only
 
 DEFAULT_CONFIG = "config.toml"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+LOG_FORMATS = ("text", "json")
 # How the README installs the optional chart extra: from the checkout.
 CHART_INSTALL = "pip install -e '.[chart]' in the appeals-bot checkout (or pip install matplotlib)"
 # The shell's code for a process whose reader went away (128 + SIGPIPE): `export | head`.
@@ -74,12 +78,12 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also talk to the bot in this terminal (as a resident)",
     )
-    _add_log_level(run, "INFO")
+    _add_log_options(run, "INFO")
 
     demo = commands.add_parser("demo", help="the whole product in this terminal, no tokens")
     demo.add_argument("--db", type=Path, help="keep the database in this file between runs")
     demo.add_argument("--config", type=Path, help="configuration (default: the example)")
-    _add_log_level(demo, "WARNING")
+    _add_log_options(demo, "WARNING")
 
     check = commands.add_parser("check-config", help="validate a configuration file")
     check.add_argument("--config", default=DEFAULT_CONFIG)
@@ -98,10 +102,24 @@ def _parser() -> argparse.ArgumentParser:
     export = commands.add_parser("export", help="the whole register, one row per appeal")
     export.add_argument("--format", choices=("csv",), default="csv")
     _add_source_and_output(export)
+
+    backup = commands.add_parser(
+        "backup", help="a verified copy of the live SQLite database (safe while the bot runs)"
+    )
+    backup.add_argument(
+        "--to", dest="target", type=Path, required=True, metavar="FILE", help="the copy's file"
+    )
+    source = backup.add_mutually_exclusive_group()
+    source.add_argument(
+        "--config",
+        type=Path,
+        help="take the database from this configuration (default: config.toml)",
+    )
+    source.add_argument("--db", type=Path, help="the database file itself")
     return parser
 
 
-def _add_log_level(parser: argparse.ArgumentParser, default: str) -> None:
+def _add_log_options(parser: argparse.ArgumentParser, default: str) -> None:
     parser.add_argument(
         "--log-level",
         type=str.upper,
@@ -110,6 +128,13 @@ def _add_log_level(parser: argparse.ArgumentParser, default: str) -> None:
         metavar="LEVEL",
         help=f"what to log on standard error: {', '.join(LOG_LEVELS)} "
         f"(any case; default: {default})",
+    )
+    parser.add_argument(
+        "--log-format",
+        choices=LOG_FORMATS,
+        default="text",
+        help="text: one readable line per event (the default); json: one JSON object per "
+        "line, for a log collector",
     )
 
 
@@ -154,13 +179,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             return 0
         if args.command == "run":
-            setup_logging(args.log_level)
+            setup_logging(args.log_level, log_format=args.log_format)
             config = load_config(args.config)
             _check_storage(args.config, config)
             return asyncio.run(_run(config, console=args.console))
         if args.command == "demo":
-            setup_logging(args.log_level)
+            setup_logging(args.log_level, log_format=args.log_format)
             return _demo(args.config or example_config_path(), args.db)
+        if args.command == "backup":
+            return _backup(args)
         if args.command in ("report", "export"):
             return asyncio.run(_report(args) if args.command == "report" else _export(args))
     except ConfigError as error:
@@ -461,3 +488,49 @@ async def _export(args: argparse.Namespace) -> int:
     if args.output is not None:
         print(f"{count} appeals written to {args.output}", file=sys.stderr)
     return 0
+
+
+# --- backup (SPEC §17) -----------------------------------------------------------------------
+
+PG_DUMP_HINT = "backup copies a SQLite database; for PostgreSQL use pg_dump (README, «Deploy»)"
+
+
+def _backup(args: argparse.Namespace) -> int:
+    """`appeals-bot backup --to FILE`: the copy made, verified and put in place, then one
+    line with its figures; on any failure one `error:` line and exit code 1."""
+    from bot.backup import BackupError, backup_sqlite
+
+    if args.db is not None:
+        source = args.db
+    else:
+        config_path = args.config if args.config is not None else Path(DEFAULT_CONFIG)
+        try:
+            source = load_config(config_path).storage.sqlite_path
+        except ConfigError as error:
+            if _names_another_database(config_path, error):
+                raise _Failed(PG_DUMP_HINT) from None
+            raise
+    try:
+        result = asyncio.run(backup_sqlite(source, args.target))
+    except BackupError as error:
+        raise _Failed(str(error)) from None
+    print(
+        f"{result.target}: {result.appeals} appeals, {result.size_bytes} bytes, "
+        f"schema version {result.schema_version}, integrity ok ({result.seconds:.1f} s)"
+    )
+    return 0
+
+
+def _names_another_database(config_path: Path, error: ConfigError) -> bool:
+    """Whether the configuration was refused because its storage.url is not SQLite (a
+    PostgreSQL deployment): then pg_dump is the tool, and the user is told so."""
+    if not any(problem.startswith("storage.url") for problem in error.problems):
+        return False
+    url = os.environ.get("APPEALS_STORAGE__URL")
+    if url is None:
+        try:
+            with config_path.open("rb") as stream:
+                url = str(tomllib.load(stream).get("storage", {}).get("url", ""))
+        except (OSError, tomllib.TOMLDecodeError, AttributeError):
+            return False
+    return url.startswith(("postgres://", "postgresql://", "postgresql+"))

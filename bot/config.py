@@ -247,13 +247,19 @@ class StorageSection(_Section):
 
 
 class WebSection(_Section):
-    """``[web]``: the HTTP server that receives webhooks."""
+    """``[web]``: the HTTP server that receives webhooks and serves /healthz and /metrics."""
 
     host: NonBlankStr = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)  # 0: any free port (tests)
     # Webhook updates accepted but not yet handled, at most; past it a webhook gets 503 and
     # the platform delivers it again later (SPEC §7).
     inbox_limit: int = Field(default=10_000, ge=1)
+    # Start the server even when no channel receives webhooks (long polling only), for
+    # /healthz and /metrics. With a webhook channel it starts whatever this says. False by
+    # default: an installation that never listened on a port does not start to (SPEC §17).
+    serve: bool = False
+    # /healthz: a long-poll channel with no completed poll for this long is down.
+    health_poll_seconds: float = Field(default=90.0, gt=0)
 
 
 class SlaSection(_Section):

@@ -15,6 +15,7 @@ from datetime import timedelta
 from loguru import logger
 
 from bot.channels.base import Channel, SendError
+from bot.metrics import Metrics
 from handlers.delivery_failures import report_undeliverable
 from handlers.engine import Clock, utc_now
 from handlers.messages import Outgoing
@@ -53,8 +54,10 @@ class DeliveryWorker:
         max_attempts: int,
         max_backoff_seconds: float,
         clock: Clock = utc_now,
+        metrics: Metrics | None = None,
     ) -> None:
         self._db = db
+        self._metrics = metrics if metrics is not None else Metrics(channels)
         self._channels = channels
         self._max_attempts = max_attempts
         self._max_backoff = max_backoff_seconds
@@ -292,6 +295,7 @@ class DeliveryWorker:
             logger.exception("send raised platform={} outbox={}", row.platform, row.id)
             await self._failed(row, f"{type(error).__name__}: {error}", True, None)
             return None
+        self._metrics.sent(row.platform)
         logger.debug(
             "sent outbox={} platform={} appeal={}", row.id, row.platform, row.appeal_number
         )
@@ -302,6 +306,8 @@ class DeliveryWorker:
     ) -> None:
         attempts = row.attempts + 1
         appeal = f"№{row.appeal_number}" if row.appeal_number else "-"
+        self._metrics.send_error(row.platform, retryable=retryable)
+        failed = False
         async with self._db.transaction() as tx:
             if retryable and attempts < self._max_attempts:
                 delay = self.backoff(attempts, retry_after)
@@ -320,6 +326,7 @@ class DeliveryWorker:
                 # In the same transaction: a failure is never left unreported by a crash.
                 if await report_undeliverable(tx, row, reason, self._clock()):
                     self.wake()
+                failed = True
                 logger.error(
                     "send failed for good platform={} appeal {} outbox={} attempts={}: {}",
                     row.platform,
@@ -328,6 +335,8 @@ class DeliveryWorker:
                     attempts,
                     reason,
                 )
+        if failed:  # counted once its record is committed
+            self._metrics.delivery_failed(row.platform)
 
     def backoff(self, attempts: int, retry_after: float | None) -> float:
         """About 1 s doubling per attempt, capped, with ±20 % jitter; at least `retry_after`."""

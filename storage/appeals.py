@@ -151,6 +151,13 @@ class AppealRepository:
         assert row is not None
         return _appeal(row)
 
+    async def last_number(self) -> int:
+        """The number of the latest appeal (0 before the first): how many were registered,
+        read from the end of the primary key (for /healthz and /metrics)."""
+        async with self._conn.execute("SELECT max(id) FROM appeals") as cursor:
+            row = await cursor.fetchone()
+        return int(row[0]) if row and row[0] is not None else 0
+
     async def get(self, number: int) -> Appeal | None:
         async with self._conn.execute(
             f"SELECT {_COLUMNS} FROM appeals WHERE id = ?", (number,)

@@ -10,7 +10,7 @@ from typing import Any
 
 from storage.models import OutboxRow
 from storage.sqlite import Connection
-from storage.times import to_db
+from storage.times import from_db, to_db
 
 _ROW = "o.id, o.platform, o.chat_id, o.body, o.appeal_id, o.attempts, o.send_key"
 SEND_KEY_BITS = 52  # VK's random_id is this key * 1024 + chunk + 1: below 2**62, an int64
@@ -116,6 +116,17 @@ class OutboxRepository:
         ) as cursor:
             row = await cursor.fetchone()
         return int(row[0]) if row else 0
+
+    async def oldest_pending_at(self) -> datetime | None:
+        """When the oldest row still waiting to be sent was queued; None if none waits (for
+        /metrics). Its id comes from the pending rows' partial index, named: left to itself,
+        SQLite would walk the table from its first row, past every sent row kept."""
+        async with self._conn.execute(
+            "SELECT created_at FROM outbox WHERE id = (SELECT min(id) FROM outbox"
+            " INDEXED BY outbox_pending WHERE status = 'pending')"
+        ) as cursor:
+            row = await cursor.fetchone()
+        return from_db(row[0]) if row else None
 
     async def mark_sent(self, row: OutboxRow, message_ids: Sequence[str], now: datetime) -> None:
         """The row was delivered; remember which platform messages carried it."""

@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def _keep_logging(monkeypatch: pytest.MonkeyPatch) -> None:
     """`main` sets up logging for run and demo: onto this test's captured stderr, which is
     closed after it. Logging is not what these tests are about; it stays as it was."""
-    monkeypatch.setattr(bot.cli, "setup_logging", lambda level: None)
+    monkeypatch.setattr(bot.cli, "setup_logging", lambda level, **_: None)
 
 
 def clean_env() -> dict[str, str]:

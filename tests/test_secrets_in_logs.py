@@ -1,5 +1,7 @@
 """Tokens and secrets never appear in the logs (SPEC §10; issue 7, item 5 «a test greps the
-log»), and a resident's phone never at INFO or above (bot/logs.py keeps phones out).
+log»), and a resident's phone never at INFO or above (bot/logs.py keeps phones out), in
+either log format: every loguru record is captured both as the readable line and as the
+JSON line of `--log-format json` (issue 20), and both are searched.
 
 The app runs against the three fake servers, in-process, with every log line captured: loguru
 at DEBUG through the product's own format (backtrace and diagnose off, as bot/logs.py sets
@@ -32,7 +34,7 @@ from bot.channels.ok import OkChannel
 from bot.channels.telegram import TelegramChannel
 from bot.channels.vk import VkChannel
 from bot.config import Config
-from bot.logs import FORMAT
+from bot.logs import FORMAT, json_line
 from tests.conftest import make_config
 from tests.fakes.ok import FakeOK
 from tests.fakes.telegram import FakeTelegram
@@ -86,6 +88,7 @@ class Capture:
         level = logging.getLevelName(record["level"].name)
         number = level if isinstance(level, int) else record["level"].no
         self.lines.append(Line("loguru", number, str(message)))
+        self.lines.append(Line("loguru-json", number, json_line(record)))
 
     def levels(self) -> Counter[str]:
         return Counter(f"{line.source} {logging.getLevelName(line.level)}" for line in self.lines)
@@ -125,8 +128,15 @@ def digits_only(text: str) -> str:
 
 
 def assert_clean(capture: Capture) -> None:
-    """No secret in any line; the phone in no line at INFO or above."""
+    """No secret in any line; the phone in no line at INFO or above; every JSON line is one
+    line holding one object with the time, the level and the message."""
     assert len(capture.lines) > 20  # the capture worked: the app logged a lot
+    json_lines = [line.text for line in capture.lines if line.source == "loguru-json"]
+    assert len(json_lines) > 10
+    for text in json_lines:
+        assert "\n" not in text
+        entry = json.loads(text)
+        assert {"time", "level", "message", "logger"} <= set(entry), text
     leaks = [
         (name, line.source, logging.getLevelName(line.level), line.text[:300])
         for line in capture.lines

@@ -3,14 +3,16 @@ sends normalized outgoing messages. It translates; it never decides what to say.
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from typing import Literal
 
 from bot.channels.runtime import Intake, Runtime
 from bot.photos import PhotoUnavailable, fetch_url
 from handlers.messages import Outgoing, Photo
 
-__all__ = ["Capabilities", "Channel", "Intake", "Runtime", "SendError"]
+__all__ = ["Capabilities", "Channel", "Intake", "Liveness", "Runtime", "SendError"]
 
 
 @dataclass(frozen=True)
@@ -34,12 +36,82 @@ class SendError(Exception):
         self.retry_after = retry_after
 
 
+@dataclass(frozen=True)
+class Liveness:
+    """Whether a channel is receiving updates, as /healthz and /metrics report it.
+
+    `receiving`: the verdict; `how`: "long poll", "webhook" or "" (a channel that does not
+    say, such as the console: never judged down); `detail`: why, in a few words;
+    `last_seconds_ago`: since the last completed poll or webhook, None if none yet."""
+
+    receiving: bool
+    how: str
+    detail: str
+    last_seconds_ago: float | None
+
+
 class Channel(ABC):
+    """A messenger channel. Besides receiving and sending, it tells whether it is receiving
+    (`liveness`), from a few marks it sets itself, each in one place:
+
+    - a long-poll channel calls `expect_polls()` when it starts and `mark_received()` after
+      every completed poll, with or without updates. It is down once no poll has completed
+      for longer than the limit (90 s by default, [web] health_poll_seconds: VK and Telegram
+      hold a poll 25 s, so three quiet polls in a row are missed before it says so).
+    - a webhook channel calls `expect_webhooks(set_up=…)` when it starts, `mark_set_up()`
+      once the platform has accepted its address (Telegram setWebhook, the OK
+      subscription), and `mark_received()` for every webhook. It is judged by its set-up,
+      not by traffic: a quiet night brings no webhooks and is no fault. One without a set-up
+      call (VK Callback API: the address is entered in VK's settings) counts as receiving
+      while the server runs. The time of its last webhook is reported all the same.
+    """
+
     platform: str
     capabilities: Capabilities
     # False where one person at a keyboard types everything (the demo's console): the
     # flood limit of [limits] messages_per_minute protects from strangers, not from them.
     flood_control: bool = True
+    # Liveness marks (monotonic seconds); class defaults, so subclasses need no __init__.
+    _receives_by: Literal["", "poll", "webhook"] = ""
+    _watched_since: float = 0.0
+    _received_at: float | None = None
+    _needs_set_up: bool = False
+    _set_up_done: bool = False
+
+    def expect_polls(self) -> None:
+        """This channel receives by long polling: it must complete polls to be receiving."""
+        self._receives_by = "poll"
+        self._watched_since = time.monotonic()
+
+    def expect_webhooks(self, *, set_up: bool) -> None:
+        """This channel receives webhooks; `set_up`: only once `mark_set_up()` is called."""
+        self._receives_by = "webhook"
+        self._watched_since = time.monotonic()
+        self._needs_set_up = set_up
+        self._set_up_done = False
+
+    def mark_received(self) -> None:
+        """A long poll completed (with or without updates), or a webhook arrived."""
+        self._received_at = time.monotonic()
+
+    def mark_set_up(self) -> None:
+        """The platform accepted the webhook address (setWebhook, subscription)."""
+        self._set_up_done = True
+
+    def liveness(self, poll_limit: float, now: float | None = None) -> Liveness:
+        """The verdict at `now` (time.monotonic()); see the class docstring."""
+        now = time.monotonic() if now is None else now
+        ago = None if self._received_at is None else max(0.0, now - self._received_at)
+        if self._receives_by == "poll":
+            quiet = now - (self._received_at or self._watched_since)
+            if quiet > poll_limit:
+                return Liveness(False, "long poll", f"no poll completed for {quiet:.0f} s", ago)
+            return Liveness(True, "long poll", "polling", ago)
+        if self._receives_by == "webhook":
+            if self._needs_set_up and not self._set_up_done:
+                return Liveness(False, "webhook", "webhook not set up with the platform", ago)
+            return Liveness(True, "webhook", "webhook set up", ago)
+        return Liveness(True, "", "", ago)
 
     @abstractmethod
     async def start(self, runtime: Runtime) -> None:

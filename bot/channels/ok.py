@@ -81,6 +81,7 @@ class OkChannel(Channel):
 
     async def start(self, runtime: Runtime) -> None:
         self._runtime = runtime
+        self.expect_webhooks(set_up=True)  # receiving once the subscription is in place
         runtime.web.add_post(self._route, self._webhook)
         runtime.inbox.register(PLATFORM, self._from_inbox)
         self._tasks = [asyncio.create_task(self._subscribe(), name="ok-subscribe")]
@@ -107,6 +108,7 @@ class OkChannel(Channel):
                 else:
                     await self._client.subscribe(self._public_url)
                     logger.info("ok webhook subscribed")
+                self.mark_set_up()
                 return
             except OkApiError as error:
                 logger.warning(
@@ -121,6 +123,7 @@ class OkChannel(Channel):
         of a shape we do not handle is still OK's: logged by its shape and answered 200,
         or OK would resend it for hours and may drop the subscription."""
         assert self._runtime is not None
+        self.mark_received()
         try:
             raw = await request.text()
             body = json.loads(raw)

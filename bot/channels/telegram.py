@@ -115,9 +115,11 @@ class TelegramChannel(Channel):
     async def start(self, runtime: Runtime) -> None:
         self._runtime = runtime
         if self._config.mode == "webhook":
+            self.expect_webhooks(set_up=True)  # receiving once setWebhook succeeded
             runtime.web.add_post(self._config.webhook_path, self._webhook)
             runtime.inbox.register(PLATFORM, self._from_inbox)
         else:
+            self.expect_polls()
             self._spawn(self._poll_forever(), "tg-polling")
         self._spawn(self._set_up(), "tg-setup")
 
@@ -148,6 +150,7 @@ class TelegramChannel(Channel):
                         secret_token=self._config.webhook_secret.get_secret_value(),
                         allowed_updates=ALLOWED_UPDATES,
                     )
+                    self.mark_set_up()
                     logger.info("telegram webhook set")
                 await self._publish_commands()
                 return
@@ -192,6 +195,7 @@ class TelegramChannel(Channel):
                     allowed_updates=ALLOWED_UPDATES,
                     request_timeout=POLL_TIMEOUT + 10,
                 )
+                self.mark_received()
                 await in_sender_order(updates, _sender, self._handle)
                 if updates:  # only once handled: a failure polls the same updates again
                     next_offset = updates[-1].update_id + 1
@@ -220,6 +224,7 @@ class TelegramChannel(Channel):
         if not hmac.compare_digest(given, secret):
             logger.warning("telegram webhook refused: wrong or missing secret token")
             return web.Response(status=403, text="forbidden")
+        self.mark_received()
         try:
             raw = await request.text()
             update = self._update(raw)

@@ -15,7 +15,7 @@ import contextlib
 import hmac
 import json
 from collections import OrderedDict
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from dataclasses import replace
 from typing import Any
 
@@ -74,6 +74,13 @@ class _Polling(BotPolling):
     `.vkbottle/` files into the working directory."""
 
     saved_ts: str | None = None
+    on_poll: Callable[[], None] | None = None  # a poll completed: the channel is receiving
+
+    async def get_event(self, server: dict[str, Any]) -> dict[str, Any]:
+        event: dict[str, Any] = await super().get_event(server)
+        if self.on_poll is not None and "failed" not in event:
+            self.on_poll()
+        return event
 
     def restore_server_ts(self, server: dict[str, Any]) -> dict[str, Any]:
         if self.saved_ts:
@@ -107,9 +114,11 @@ class VkChannel(Channel):
     async def start(self, runtime: Runtime) -> None:
         self._runtime = runtime
         if self._config.mode == "callback":
+            self.expect_webhooks(set_up=False)  # the address is entered in VK's settings
             runtime.web.add_post(self._config.callback_path, self._callback)
             runtime.inbox.register(PLATFORM, self._from_inbox)
         else:
+            self.expect_polls()
             self._task = asyncio.create_task(self._poll_forever(), name="vk-longpoll")
 
     async def stop(self) -> None:
@@ -131,6 +140,7 @@ class VkChannel(Channel):
         pause = 1.0
         while True:
             polling = _Polling(api=self._api, group_id=self._config.group_id, wait=25)
+            polling.on_poll = self.mark_received
             try:
                 polling.saved_ts = await self._runtime.load(TS_KEY) or await self._first_ts()
                 async for event in polling.listen():
@@ -176,6 +186,7 @@ class VkChannel(Channel):
         if body.get("group_id") not in (None, self._config.group_id):
             logger.warning("vk callback for another community ignored")
             return web.Response(text="ok")
+        self.mark_received()
         if body["type"] == "confirmation":
             logger.info("vk callback server confirmed")
             return web.Response(text=self._config.confirmation_code)

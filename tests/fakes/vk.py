@@ -408,6 +408,10 @@ class FakeVK(LoopbackFake):
         self._failures.setdefault(method, deque()).extend([_Failure("drop")] * times)
         self._wake()
 
+    def heal(self) -> None:
+        """Forget the failures still queued by `fail_method` and `drop_connections`."""
+        self._failures.clear()
+
     # ----------------------------------------------------------------- HTTP plumbing
 
     @web.middleware
