@@ -128,10 +128,14 @@ class DeliveryWorker:
         handled = 0
         while True:
             deferred = await self._dispatch()
+            held = self._held_for_record  # chats whose sent head was still being recorded
             while self._chats:
                 results = await asyncio.gather(*self._chats.values(), return_exceptions=True)
                 handled += sum(r for r in results if isinstance(r, int))
-            if not deferred:
+            if held:
+                await self._record()
+                held = not self._unrecorded  # recorded: their next rows are due now
+            if not deferred and not held:
                 break
         await self._record()
         return handled

@@ -60,6 +60,13 @@ class Inbox:
         self, platform: str, community: str, event_id: str | None, sender: str, body: str
     ) -> Accepted:
         """Keep one update, durably; the webhook answers according to the result."""
+        # Ids come from the body: a hostile one may hold a lone surrogate, which the
+        # database cannot store. Such an event id is not one a platform sends: it is kept
+        # without deduplication; a sender is kept escaped.
+        if event_id is not None and not _storable(event_id):
+            event_id = None
+        if not _storable(sender):
+            sender = sender.encode("utf-8", "backslashreplace").decode("utf-8")
         if self._pending >= self._limit:
             logger.warning(
                 "inbox full ({} unhandled), webhook refused platform={}", self._pending, platform
@@ -152,6 +159,14 @@ class Inbox:
                 "inbox row {} could not be handled, dropped platform={}", row.id, row.platform
             )
             await self.done(row)
+
+
+def _storable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _lane(row: InboxRow) -> tuple[str, str, str]:

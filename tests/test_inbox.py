@@ -116,3 +116,19 @@ async def test_a_row_that_cannot_be_handled_does_not_stop_the_worker(
         assert vk.rows("SELECT count(*) FROM inbox WHERE done_at IS NULL") == [(0,)]
     finally:
         await vk.app.stop()
+
+
+async def test_an_id_the_database_cannot_store_is_no_500(
+    tmp_path: Path, fake: FakeVK, clock: Clock
+) -> None:
+    """Found by the webhook fuzzer: an event id with a lone surrogate (JSON "\\ud800") could
+    not be written to the inbox, and the webhook answered 500."""
+    vk = await started(tmp_path, fake, clock)
+    try:
+        update = vk.update(8301)
+        update["event_id"] = "\ud800"
+        assert await vk.post(update) == 200
+        await vk.app.settle()
+        assert len(fake.messages_to(8301)) == 1
+    finally:
+        await vk.app.stop()
