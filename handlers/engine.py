@@ -88,10 +88,11 @@ class Engine:
                         message.event_id,
                     )
                     return False
+                arrival = await tx.arrive(message.platform, message.user_id, message.identity)
                 resident = await tx.residents.get_or_create(
-                    message.platform, message.user_id, message.chat_id, now
+                    message.platform, message.user_id, message.chat_id, now, known=arrival.resident
                 )
-                staff = await tx.staff.member(message.identity)
+                staff = arrival.staff
                 ctx = Context(message, tx, self.settings, now, resident, staff)
                 if staff is not None:
                     self._flood.exempt(message.identity)

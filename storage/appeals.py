@@ -17,9 +17,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from storage.backend import Connection, Row
 from storage.models import OPEN_STATUSES, Appeal, Photo, Status, ThreadEntry
 from storage.reports import Figures, ReportQueries
-from storage.sqlite import Connection, Row
 from storage.times import from_db, to_db
 
 _COLUMNS = (
@@ -124,7 +124,7 @@ class AppealRepository:
         deadline_at: datetime,
     ) -> Appeal:
         """Register an appeal; its number is the next in the deployment's sequence."""
-        async with self._conn.execute(
+        row = await self._conn.fetchone(
             "INSERT INTO appeals (resident_id, category, settlement, text, place, latitude,"
             " longitude, photos, contact_name, contact_phone, platform, chat_id, created_at,"
             " deadline_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -146,23 +146,18 @@ class AppealRepository:
                 to_db(deadline_at),
                 to_db(created_at),
             ),
-        ) as cursor:
-            row = await cursor.fetchone()
+        )
         assert row is not None
         return _appeal(row)
 
     async def last_number(self) -> int:
         """The number of the latest appeal (0 before the first): how many were registered,
         read from the end of the primary key (for /healthz and /metrics)."""
-        async with self._conn.execute("SELECT max(id) FROM appeals") as cursor:
-            row = await cursor.fetchone()
+        row = await self._conn.fetchone("SELECT max(id) FROM appeals")
         return int(row[0]) if row and row[0] is not None else 0
 
     async def get(self, number: int) -> Appeal | None:
-        async with self._conn.execute(
-            f"SELECT {_COLUMNS} FROM appeals WHERE id = ?", (number,)
-        ) as cursor:
-            row = await cursor.fetchone()
+        row = await self._conn.fetchone(f"SELECT {_COLUMNS} FROM appeals WHERE id = ?", (number,))
         return _appeal(row) if row else None
 
     async def of_resident(
@@ -184,12 +179,11 @@ class AppealRepository:
             where += " AND id < ?"
             params.append(before)
         params.append(limit)
-        async with self._conn.execute(
+        rows = await self._conn.fetchall(
             f"SELECT {_COLUMNS} FROM appeals INDEXED BY appeals_by_resident WHERE {where}"
             " ORDER BY id DESC LIMIT ?",
             params,
-        ) as cursor:
-            rows = await cursor.fetchall()
+        )
         return [_appeal(row) for row in rows]
 
     async def count_of_resident(self, resident_id: int, *, newer_than: int | None = None) -> int:
@@ -199,8 +193,7 @@ class AppealRepository:
         if newer_than is not None:
             sql += " AND id > ?"
             params.append(newer_than)
-        async with self._conn.execute(sql, params) as cursor:
-            row = await cursor.fetchone()
+        row = await self._conn.fetchone(sql, params)
         return int(row[0]) if row else 0
 
     async def set_status(self, number: int, status: Status, now: datetime) -> None:
@@ -240,13 +233,12 @@ class AppealRepository:
         """The resident's newest answered appeal that has no rating yet. (A resident's own
         queries name their index: without statistics SQLite would take a status index,
         and read every answered appeal of the district.)"""
-        async with self._conn.execute(
+        row = await self._conn.fetchone(
             f"SELECT {_COLUMNS} FROM appeals INDEXED BY appeals_by_resident"
             " WHERE resident_id = ? AND status = 'answered' AND rating IS NULL"
             " ORDER BY updated_at DESC, id DESC LIMIT 1",
             (resident_id,),
-        ) as cursor:
-            row = await cursor.fetchone()
+        )
         return _appeal(row) if row else None
 
     async def listing(
@@ -299,11 +291,10 @@ class AppealRepository:
                     return up_to
                 where, params = _lane_where(status, settlement, due_before)
                 params["cap"] = up_to - total
-                async with self._conn.execute(
+                row = await self._conn.fetchone(
                     f"SELECT count(*) FROM (SELECT 1 FROM appeals WHERE {where} LIMIT :cap)",
                     params,
-                ) as result:
-                    row = await result.fetchone()
+                )
                 total += int(row[0]) if row else 0
         return min(total, up_to)
 
@@ -341,10 +332,7 @@ class AppealRepository:
         )
 
     async def _key_of(self, number: int) -> _Key | None:
-        async with self._conn.execute(
-            f"SELECT {_DUE} FROM appeals WHERE id = ?", (number,)
-        ) as cursor:
-            row = await cursor.fetchone()
+        row = await self._conn.fetchone(f"SELECT {_DUE} FROM appeals WHERE id = ?", (number,))
         return _Key(row[0], number) if row else None
 
     async def _lane_keys(
@@ -372,12 +360,11 @@ class AppealRepository:
             params.update(extra[1])
         order = "DESC" if newest_first else "ASC"
         params["limit"] = limit
-        async with self._conn.execute(
+        rows = await self._conn.fetchall(
             f"SELECT id, {_DUE} AS due FROM appeals WHERE {where}"
             f" ORDER BY {_DUE} {order}, id {order} LIMIT :limit",
             params,
-        ) as result:
-            rows = await result.fetchall()
+        )
         return [_Key(row["due"], row["id"]) for row in rows]
 
     async def _page(self, lanes: Iterable[list[_Key]], *, newest_first: bool, limit: int) -> Page:
@@ -388,12 +375,14 @@ class AppealRepository:
         keys = keys[:limit]
         if not keys:
             return Page([], more)
-        async with self._conn.execute(
-            f"SELECT {_COLUMNS}, {_DUE} AS due FROM appeals"
-            f" WHERE id IN ({', '.join('?' for _ in keys)})",
-            [key.id for key in keys],
-        ) as result:
-            found = {row["id"]: row for row in await result.fetchall()}
+        found = {
+            row["id"]: row
+            for row in await self._conn.fetchall(
+                f"SELECT {_COLUMNS}, {_DUE} AS due FROM appeals"
+                f" WHERE id IN ({', '.join('?' for _ in keys)})",
+                [key.id for key in keys],
+            )
+        }
         rows = [(_appeal(found[key.id]), from_db(found[key.id]["due"])) for key in keys]
         return Page(rows, more)
 
@@ -402,12 +391,13 @@ class AppealRepository:
     ) -> bool:
         """Remember that a `kind` notice about this deadline was queued; False if one was
         already recorded (the caller then sends nothing)."""
-        async with self._conn.execute(
-            "INSERT INTO deadline_notices (appeal_id, kind, due_at, sent_at, recipients)"
-            " VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-            (number, kind, to_db(due_at), to_db(now), recipients),
-        ) as cursor:
-            return cursor.rowcount == 1
+        return (
+            await self._conn.execute(
+                "INSERT INTO deadline_notices (appeal_id, kind, due_at, sent_at, recipients)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                (number, kind, to_db(due_at), to_db(now), recipients),
+            )
+        ) == 1
 
     async def figures(self, since: datetime, until: datetime) -> Figures:
         """SPEC §9 for the appeals received in [since, until) (see storage/reports.py)."""
@@ -415,12 +405,11 @@ class AppealRepository:
 
     async def erase_contacts_of_resident(self, resident_id: int) -> int:
         """Anonymise a resident's appeals (name and phone); returns how many were touched."""
-        async with self._conn.execute(
+        return await self._conn.execute(
             "UPDATE appeals SET contact_name = NULL, contact_phone = NULL"
             " WHERE resident_id = ? AND (contact_name IS NOT NULL OR contact_phone IS NOT NULL)",
             (resident_id,),
-        ) as cursor:
-            return cursor.rowcount
+        )
 
 
 class ThreadRepository:
@@ -462,8 +451,7 @@ class ThreadRepository:
         if kinds:
             sql += f" AND kind IN ({', '.join('?' for _ in kinds)})"
             params.extend(kinds)
-        async with self._conn.execute(sql + " ORDER BY id", params) as cursor:
-            rows = await cursor.fetchall()
+        rows = await self._conn.fetchall(sql + " ORDER BY id", params)
         return [
             ThreadEntry(
                 appeal_number=row["appeal_id"],

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from storage.sqlite import Connection
+from storage.backend import Connection
 from storage.times import to_db
 
 
@@ -33,6 +33,5 @@ class AuditRepository:
         if appeal_number is not None:
             sql += " WHERE appeal_id = ?"
             params = (appeal_number,)
-        async with self._conn.execute(sql + " ORDER BY id", params) as cursor:
-            rows = await cursor.fetchall()
+        rows = await self._conn.fetchall(sql + " ORDER BY id", params)
         return [(row[0], row[1], row[2]) for row in rows]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from storage.sqlite import Connection
+from storage.backend import Connection
 from storage.times import to_db
 
 
@@ -13,10 +13,7 @@ class ChannelStateRepository:
         self._conn = conn
 
     async def get(self, key: str) -> str | None:
-        async with self._conn.execute(
-            "SELECT value FROM channel_state WHERE key = ?", (key,)
-        ) as cursor:
-            row = await cursor.fetchone()
+        row = await self._conn.fetchone("SELECT value FROM channel_state WHERE key = ?", (key,))
         return str(row[0]) if row else None
 
     async def set(self, key: str, value: str, now: datetime) -> None:

@@ -10,7 +10,9 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from storage.appeals import AppealRepository, ThreadRepository
+from storage.arrival import Arrival, ArrivalRepository
 from storage.audit import AuditRepository
+from storage.backend import Connection
 from storage.bans import BanRepository
 from storage.channel_state import ChannelStateRepository
 from storage.drafts import DraftRepository
@@ -21,7 +23,7 @@ from storage.outbox import OutboxRepository
 from storage.questions import QuestionRepository
 from storage.residents import ResidentRepository
 from storage.retention import RetentionRepository
-from storage.sqlite import Connection, Row
+from storage.sqlite import SqliteConnection
 from storage.staff import StaffRepository
 
 BUSY_TIMEOUT_MS = 5000
@@ -31,6 +33,7 @@ class Tx:
     """The repositories bound to one open transaction: everything an update changes."""
 
     def __init__(self, conn: Connection) -> None:
+        self.arrival = ArrivalRepository(conn)
         self.residents = ResidentRepository(conn)
         self.appeals = AppealRepository(conn)
         self.thread = ThreadRepository(conn)
@@ -45,48 +48,59 @@ class Tx:
         self.inbox = InboxRepository(conn)
         self.retention = RetentionRepository(conn)
 
+    async def arrive(self, platform: str, user_id: str, identity: str) -> Arrival:
+        """What an update needs about its sender, in one round trip; the ban and the draft
+        read are remembered for the rest of the update."""
+        arrival = await self.arrival.read(platform, user_id, identity)
+        self.bans.know(identity, arrival.ban)
+        self.drafts.know(platform, user_id, arrival.draft)
+        return arrival
+
 
 class Database:
     """One SQLite connection in WAL mode; updates run one after another on it, and those
     that come together share one COMMIT (group commit).
 
-    Each update's statements run in a SAVEPOINT of the open transaction, so a failing update
-    rolls back alone. The update's `transaction()` block returns only once the COMMIT that
-    holds its writes has reached the disk: nothing it decided is sent before it is durable.
-    An update whose block ends while others wait leaves the COMMIT to the last of them, so
-    one fsync serves them all.
+    The first update of a transaction runs in it directly; each later one runs in a
+    SAVEPOINT of it, so a failing update rolls back alone. A savepoint whose update succeeded
+    is left open (COMMIT releases them all): that saves a round trip per update. The
+    update's `transaction()` block returns only once the COMMIT that holds its writes has
+    reached the disk: nothing it decided is sent before it is durable. An update whose block
+    ends while others wait leaves the COMMIT to the last of them, so one fsync serves them
+    all.
     """
 
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: SqliteConnection, path: str) -> None:
         self._conn = conn
+        self._path = path
         self._lock = asyncio.Lock()
         self._waiting = 0  # updates waiting for the lock
         self._batch: asyncio.Future[None] | None = None  # the open transaction's COMMIT
+        self._units = 0  # updates in the open transaction
         self._flusher: asyncio.Future[None] | None = None
+        self._reader: SqliteConnection | None = None
+        self._reader_lock = asyncio.Lock()
         self._closed = False
-        self._changes_at_begin = 0
         self.commits = 0  # COMMITs done (one per group of updates), for tests and benches
+
+    @property
+    def statements(self) -> int:
+        """Round trips to the database so far (both connections), for the benchmark."""
+        reader = self._reader.statements if self._reader is not None else 0
+        return self._conn.statements + reader
 
     @classmethod
     async def open(cls, path: str | Path, *, migrate_to: int | None = None) -> Database:
         """Open (creating if needed) the file, set the pragmas and apply pending migrations."""
-        conn = await Connection.connect(str(path))
-        conn.row_factory = Row
+        conn = await SqliteConnection.connect(str(path))
         try:
-            await conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            await conn.execute("PRAGMA journal_mode = WAL")
-            # FULL: an acknowledged step survives a power cut, not only a crash (SPEC §7).
-            await conn.execute("PRAGMA synchronous = FULL")
+            await _set_pragmas(conn)
             await conn.execute("PRAGMA foreign_keys = ON")
             await migrate(conn, migrate_to)
-            # From here statements run on the event loop, which must never sleep in SQLite's
-            # busy handler: BEGIN IMMEDIATE, the one statement that waits for another
-            # process's write lock, tries without waiting and waits in the thread (_begin).
-            await conn.execute("PRAGMA busy_timeout = 0")
         except BaseException:
             await conn.close()
             raise
-        return cls(conn)
+        return cls(conn, str(path))
 
     async def close(self) -> None:
         async with self._lock:
@@ -95,6 +109,28 @@ class Database:
             await self._finish()
             self._closed = True
             await self._conn.close()
+        async with self._reader_lock:
+            if self._reader is not None:
+                await self._reader.close()
+                self._reader = None
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[Tx]:
+        """The repositories on a second connection, for long reads (figures over a year, a
+        whole register): they see the last committed state and hold up no update meanwhile
+        (WAL lets one writer and readers work at once). Readers take turns."""
+        async with self._reader_lock:
+            if self._closed:
+                raise sqlite3.ProgrammingError("the database is closed")
+            if self._reader is None:
+                self._reader = await SqliteConnection.connect(self._path)
+                await _set_pragmas(self._reader)
+                await self._reader.execute("PRAGMA query_only = 1")
+            await self._reader.control("BEGIN")
+            try:
+                yield Tx(self._reader)
+            finally:
+                await self._reader.control("ROLLBACK")
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Tx]:
@@ -110,23 +146,21 @@ class Database:
                 raise sqlite3.ProgrammingError("the database is closed")
             if not self._conn.in_transaction:
                 self._settle_batch(_ended())  # a batch whose transaction SQLite ended
-                await self._begin()
-                self._changes_at_begin = self._conn.raw.total_changes
+                await self._conn.control("BEGIN IMMEDIATE")
+                self._units = 0
                 self._batch = asyncio.get_running_loop().create_future()
                 self._batch.add_done_callback(_observe)
             batch = self._batch
             assert batch is not None
-            await self._control("SAVEPOINT unit")
+            alone = self._units == 0
+            if not alone:
+                await self._conn.control("SAVEPOINT unit")
             try:
                 yield Tx(self._conn)
             except BaseException:
-                await self._undo_unit()
+                await self._undo_unit(alone)
                 raise
-            try:
-                await self._control("RELEASE unit")
-            except sqlite3.Error as error:  # SQLite ended the whole transaction meanwhile
-                await self._fail_batch(error)
-                raise
+            self._units += 1
             if not self._waiting:
                 await self._commit()
         finally:
@@ -144,31 +178,23 @@ class Database:
     def _flusher_idle(self) -> bool:
         return self._flusher is None or self._flusher.done()
 
-    async def _begin(self) -> None:
-        """BEGIN IMMEDIATE. If another process holds the write lock (a second bot on the
-        same file, a manual sqlite3 session), wait for it up to the busy timeout in the
-        worker thread, so the loop goes on serving everything else meanwhile."""
+    async def _undo_unit(self, alone: bool) -> None:
+        """Roll back the failed unit only: the whole transaction if it was the first, else
+        to its savepoint. If SQLite has already ended the whole transaction (it does on some
+        errors), the earlier updates of the batch are lost with it: they are told so, as by
+        a failed COMMIT."""
+        if not self._conn.in_transaction:
+            await self._fail_batch(_ended())
+            return
         try:
-            self._conn.raw.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as error:
-            # The primary code: extended ones such as SQLITE_BUSY_RECOVERY are busy too.
-            if error.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY:
-                raise
-            await self._conn.run_in_thread(_begin_waiting, self._conn.raw)
-
-    async def _undo_unit(self) -> None:
-        """Roll back the failed unit only. If SQLite has already ended the whole transaction
-        (it does on some errors), the earlier updates of the batch are lost with it: they
-        are told so, as by a failed COMMIT."""
-        if self._conn.in_transaction:
-            try:
-                await self._control("ROLLBACK TO unit")
-                await self._control("RELEASE unit")
+            if alone:
+                await self._conn.control("ROLLBACK")
+                self._settle_batch(None)
                 return
-            except sqlite3.Error as error:
-                await self._fail_batch(error)
-                return
-        await self._fail_batch(_ended())
+            await self._conn.control("ROLLBACK TO unit")
+            await self._conn.control("RELEASE unit")
+        except sqlite3.Error as error:
+            await self._fail_batch(error)
 
     async def _flush(self) -> None:
         """Commit the open transaction once the updates queued before this are done."""
@@ -187,10 +213,10 @@ class Database:
             self._settle_batch(_ended())
 
     async def _commit(self) -> None:
-        """COMMIT in the worker thread (the fsync must not stall the loop), then release
-        every update of the batch; if it fails, roll back and fail them all."""
+        """COMMIT, then release every update of the batch; if it fails, roll back and fail
+        them all."""
         try:
-            await self._control("COMMIT")
+            await self._conn.control("COMMIT")
         except sqlite3.Error as error:
             await self._fail_batch(error)
             raise
@@ -207,12 +233,13 @@ class Database:
     async def _fail_batch(self, error: Exception) -> None:
         try:
             if self._conn.in_transaction:
-                await self._control("ROLLBACK")
+                await self._conn.control("ROLLBACK")
         finally:  # also if cancelled meanwhile: nobody may wait for this batch for ever
             self._settle_batch(error)
 
     def _settle_batch(self, error: Exception | None) -> None:
         batch, self._batch = self._batch, None
+        self._units = 0
         if batch is None or batch.done():
             return
         if error is None:
@@ -220,30 +247,20 @@ class Database:
         else:
             batch.set_exception(error)
 
-    async def _control(self, statement: str) -> None:
-        """BEGIN, SAVEPOINT, RELEASE, COMMIT or ROLLBACK, run to its end even if the caller
-        is cancelled meanwhile (`in_transaction` must tell the truth afterwards). A COMMIT
-        or ROLLBACK that writes (an fsync) runs in the worker thread; one of a transaction
-        that only read is instant and runs here."""
-        wrote = self._conn.raw.total_changes != self._changes_at_begin
-        if wrote and statement in ("COMMIT", "ROLLBACK"):
-            await self._conn.run_in_thread(self._conn.raw.execute, statement)
-        else:
-            self._conn.raw.execute(statement)
-
     async def pragma(self, name: str) -> str:
         """Read one pragma's value (for tests and diagnostics)."""
-        async with self._lock, self._conn.execute(f"PRAGMA {name}") as cursor:
-            row = await cursor.fetchone()
+        async with self._lock:
+            row = await self._conn.fetchone(f"PRAGMA {name}")
         return str(row[0]) if row else ""
 
 
-def _begin_waiting(raw: sqlite3.Connection) -> None:
-    raw.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-    try:
-        raw.execute("BEGIN IMMEDIATE")
-    finally:
-        raw.execute("PRAGMA busy_timeout = 0")
+async def _set_pragmas(conn: SqliteConnection) -> None:
+    # Statements run in aiosqlite's thread: waiting for another process's write lock there
+    # holds up no other work of the loop.
+    await conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    await conn.execute("PRAGMA journal_mode = WAL")
+    # FULL: an acknowledged step survives a power cut, not only a crash (SPEC §7).
+    await conn.execute("PRAGMA synchronous = FULL")
 
 
 def _ended() -> sqlite3.OperationalError:

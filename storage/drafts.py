@@ -2,29 +2,45 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from datetime import datetime
 
+from storage.backend import Connection
 from storage.models import Draft
-from storage.sqlite import Connection
 from storage.times import from_db, to_db
 
 
 class DraftRepository:
+    """Drafts; within one update, a draft read at its arrival (`know`) or written since is
+    answered from memory: every change to it in the update goes through this object."""
+
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
+        self._known: dict[tuple[str, str], Draft | None] = {}
+
+    def know(self, platform: str, user_id: str, draft: Draft | None) -> None:
+        self._known[(platform, user_id)] = draft
 
     async def get(self, platform: str, user_id: str) -> Draft | None:
-        async with self._conn.execute(
+        key = (platform, user_id)
+        if key in self._known:
+            known = self._known[key]
+            return (
+                None
+                if known is None
+                else Draft(known.step, copy.deepcopy(known.data), known.updated_at)
+            )
+        row = await self._conn.fetchone(
             "SELECT step, data, updated_at FROM drafts WHERE platform = ? AND user_id = ?",
             (platform, user_id),
-        ) as cursor:
-            row = await cursor.fetchone()
+        )
         if row is None:
             return None
         return Draft(step=row[0], data=json.loads(row[1]), updated_at=from_db(row[2]))
 
     async def save(self, platform: str, user_id: str, draft: Draft, now: datetime) -> None:
+        self._known[(platform, user_id)] = Draft(draft.step, dict(draft.data), now)
         await self._conn.execute(
             "INSERT INTO drafts (platform, user_id, step, data, updated_at) VALUES (?, ?, ?, ?, ?)"
             " ON CONFLICT (platform, user_id) DO UPDATE SET step = excluded.step,"
@@ -33,13 +49,12 @@ class DraftRepository:
         )
 
     async def delete(self, platform: str, user_id: str) -> None:
+        self._known[(platform, user_id)] = None
         await self._conn.execute(
             "DELETE FROM drafts WHERE platform = ? AND user_id = ?", (platform, user_id)
         )
 
     async def purge_older_than(self, cutoff: datetime) -> int:
         """Drop drafts untouched since `cutoff`; returns how many were dropped."""
-        async with self._conn.execute(
-            "DELETE FROM drafts WHERE updated_at < ?", (to_db(cutoff),)
-        ) as cursor:
-            return cursor.rowcount
+        self._known.clear()
+        return await self._conn.execute("DELETE FROM drafts WHERE updated_at < ?", (to_db(cutoff),))

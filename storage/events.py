@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from storage.sqlite import Connection
+from storage.backend import Connection
 from storage.times import to_db
 
 
@@ -14,9 +14,10 @@ class ProcessedEventRepository:
 
     async def record_once(self, platform: str, event_id: str, now: datetime) -> bool:
         """Record the event; False when it had been recorded before (a redelivery)."""
-        async with self._conn.execute(
-            "INSERT INTO processed_events (platform, event_id, processed_at) VALUES (?, ?, ?)"
-            " ON CONFLICT DO NOTHING",
-            (platform, event_id, to_db(now)),
-        ) as cursor:
-            return cursor.rowcount == 1
+        return (
+            await self._conn.execute(
+                "INSERT INTO processed_events (platform, event_id, processed_at) VALUES (?, ?, ?)"
+                " ON CONFLICT DO NOTHING",
+                (platform, event_id, to_db(now)),
+            )
+        ) == 1

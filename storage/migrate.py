@@ -8,7 +8,7 @@ from importlib import resources
 
 from loguru import logger
 
-from storage.sqlite import Connection
+from storage.sqlite import SqliteConnection
 
 _NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
@@ -35,13 +35,12 @@ def available_migrations() -> list[Migration]:
     return found
 
 
-async def schema_version(conn: Connection) -> int:
-    async with conn.execute("PRAGMA user_version") as cursor:
-        row = await cursor.fetchone()
+async def schema_version(conn: SqliteConnection) -> int:
+    row = await conn.fetchone("PRAGMA user_version")
     return int(row[0]) if row else 0
 
 
-async def migrate(conn: Connection, target: int | None = None) -> int:
+async def migrate(conn: SqliteConnection, target: int | None = None) -> int:
     """Bring the schema up to `target` (default: the newest); returns the version reached.
 
     Each migration runs in its own transaction together with the version bump, so a crash

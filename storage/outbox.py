@@ -8,8 +8,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from storage.backend import Connection
 from storage.models import OutboxRow
-from storage.sqlite import Connection
 from storage.times import from_db, to_db
 
 _ROW = "o.id, o.platform, o.chat_id, o.body, o.appeal_id, o.attempts, o.send_key"
@@ -47,9 +47,9 @@ class OutboxRepository:
         *,
         appeal_number: int | None = None,
     ) -> int:
-        async with self._conn.execute(
+        row = await self._conn.fetchone(
             "INSERT INTO outbox (platform, chat_id, body, appeal_id, next_attempt_at,"
-            " created_at, send_key) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            " created_at, send_key) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
             (
                 platform,
                 chat_id,
@@ -59,9 +59,9 @@ class OutboxRepository:
                 to_db(now),
                 new_send_key(),
             ),
-        ) as cursor:
-            assert cursor.lastrowid is not None
-            return cursor.lastrowid
+        )
+        assert row is not None
+        return int(row[0])
 
     async def due_heads(
         self, now: datetime, platforms: Sequence[str], limit: int
@@ -74,14 +74,16 @@ class OutboxRepository:
         if not platforms:
             return []
         marks = ", ".join("?" for _ in platforms)
-        async with self._conn.execute(
-            f"SELECT {_ROW} FROM outbox o"
-            " JOIN (SELECT min(id) AS id FROM outbox WHERE status = 'pending'"
-            f" AND platform IN ({marks}) GROUP BY platform, chat_id) AS head ON o.id = head.id"
-            " WHERE o.next_attempt_at <= ? ORDER BY o.id LIMIT ?",
-            (*platforms, to_db(now), limit),
-        ) as cursor:
-            return [_outbox_row(row) for row in await cursor.fetchall()]
+        return [
+            _outbox_row(row)
+            for row in await self._conn.fetchall(
+                f"SELECT {_ROW} FROM outbox o"
+                " JOIN (SELECT min(id) AS id FROM outbox WHERE status = 'pending'"
+                f" AND platform IN ({marks}) GROUP BY platform, chat_id) AS head ON o.id = head.id"
+                " WHERE o.next_attempt_at <= ? ORDER BY o.id LIMIT ?",
+                (*platforms, to_db(now), limit),
+            )
+        ]
 
     async def due_in_chats(
         self, chats: Sequence[tuple[str, str]], now: datetime, limit: int
@@ -90,42 +92,39 @@ class OutboxRepository:
         if not chats:
             return {}
         pairs = ", ".join("(?, ?)" for _ in chats)
-        async with self._conn.execute(
+        found: dict[tuple[str, str], list[OutboxRow]] = {}
+        for raw in await self._conn.fetchall(
             f"WITH c (platform, chat_id) AS (VALUES {pairs})"
             f" SELECT {_ROW} FROM c JOIN outbox o ON o.platform = c.platform"
             " AND o.chat_id = c.chat_id"  # the partial index of pending rows by chat
             " WHERE o.status = 'pending' AND o.next_attempt_at <= ? ORDER BY o.id LIMIT ?",
             (*(value for chat in chats for value in chat), to_db(now), limit),
-        ) as cursor:
-            found: dict[tuple[str, str], list[OutboxRow]] = {}
-            for raw in await cursor.fetchall():
-                row = _outbox_row(raw)
-                found.setdefault((row.platform, row.chat_id), []).append(row)
+        ):
+            row = _outbox_row(raw)
+            found.setdefault((row.platform, row.chat_id), []).append(row)
         return found
 
     async def platforms_waiting(self) -> list[str]:
         """Platforms that have pending rows."""
-        async with self._conn.execute(
-            "SELECT DISTINCT platform FROM outbox WHERE status = 'pending'"
-        ) as cursor:
-            return [row[0] for row in await cursor.fetchall()]
+        return [
+            row[0]
+            for row in await self._conn.fetchall(
+                "SELECT DISTINCT platform FROM outbox WHERE status = 'pending'"
+            )
+        ]
 
     async def count(self, status: str = "pending") -> int:
-        async with self._conn.execute(
-            "SELECT count(*) FROM outbox WHERE status = ?", (status,)
-        ) as cursor:
-            row = await cursor.fetchone()
+        row = await self._conn.fetchone("SELECT count(*) FROM outbox WHERE status = ?", (status,))
         return int(row[0]) if row else 0
 
     async def oldest_pending_at(self) -> datetime | None:
         """When the oldest row still waiting to be sent was queued; None if none waits (for
         /metrics). Its id comes from the pending rows' partial index, named: left to itself,
         SQLite would walk the table from its first row, past every sent row kept."""
-        async with self._conn.execute(
+        row = await self._conn.fetchone(
             "SELECT created_at FROM outbox WHERE id = (SELECT min(id) FROM outbox"
             " INDEXED BY outbox_pending WHERE status = 'pending')"
-        ) as cursor:
-            row = await cursor.fetchone()
+        )
         return from_db(row[0]) if row else None
 
     async def mark_sent(self, row: OutboxRow, message_ids: Sequence[str], now: datetime) -> None:
@@ -167,10 +166,9 @@ class OutboxRepository:
 
     async def appeal_of_message(self, platform: str, chat_id: str, message_id: str) -> int | None:
         """The appeal a message sent by the bot was about (for quote-replies), if any."""
-        async with self._conn.execute(
+        row = await self._conn.fetchone(
             "SELECT appeal_id FROM sent_messages WHERE platform = ? AND chat_id = ?"
             " AND message_id = ?",
             (platform, chat_id, message_id),
-        ) as cursor:
-            row = await cursor.fetchone()
+        )
         return int(row[0]) if row and row[0] is not None else None

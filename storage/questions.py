@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from storage.sqlite import Connection
+from storage.backend import Connection
 from storage.times import to_db
 
 
@@ -28,12 +28,11 @@ class QuestionRepository:
 
     async def open_for(self, resident_id: int) -> Question | None:
         """The oldest unanswered question to this resident."""
-        async with self._conn.execute(
+        row = await self._conn.fetchone(
             "SELECT id, appeal_id, asker FROM questions"
             " WHERE resident_id = ? AND answered_at IS NULL ORDER BY id LIMIT 1",
             (resident_id,),
-        ) as cursor:
-            row = await cursor.fetchone()
+        )
         return Question(row[0], row[1], row[2]) if row else None
 
     async def answered(self, question_id: int, now: datetime) -> None:

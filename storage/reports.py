@@ -42,7 +42,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from storage.sqlite import Connection
+from storage.backend import Connection
+from storage.sqlite import SqliteConnection
 from storage.times import to_db
 
 # The report's indexes come with migration 4; an older file is upgraded by starting the bot.
@@ -129,18 +130,17 @@ def read_only_uri(path: Path) -> str:
     return f"{path.resolve().as_uri()}?mode=ro"
 
 
-async def connect_read_only(path: Path) -> Connection:
+async def connect_read_only(path: Path) -> SqliteConnection:
     """A connection that cannot write, to an existing database of a known schema."""
     uri = read_only_uri(path)
     try:
-        conn = await Connection.connect(uri, uri=True)
+        conn = await SqliteConnection.connect(uri, uri=True)
     except Exception as error:  # sqlite3.Error, or an OS error opening it
         raise ReportError(f"{path}: cannot open the database ({error})") from error
     try:
         await conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         await conn.execute("PRAGMA query_only = 1")
-        async with conn.execute("PRAGMA user_version") as cursor:
-            row = await cursor.fetchone()
+        row = await conn.fetchone("PRAGMA user_version")
         version = int(row[0]) if row else 0
     except Exception as error:
         await conn.close()
@@ -164,18 +164,17 @@ class ReportQueries:
     /stats; a read-only one for the command line)."""
 
     def __init__(self, conn: Connection) -> None:
-        self._conn = conn.in_thread()  # a year of appeals takes a while: not on the loop
+        self._conn = conn
 
     async def figures(self, since: datetime, until: datetime) -> Figures:
         period = (to_db(since), to_db(until))
-        async with self._conn.execute(
+        groups = await self._conn.fetchall(
             "SELECT category, settlement, platform, status, rating, count(*),"
             " count(first_answer_at), coalesce(sum(first_answer_at <= deadline_at), 0)"
             " FROM appeals INDEXED BY appeals_figures WHERE created_at >= ? AND created_at < ?"
             " GROUP BY category, settlement, platform, status, rating",
             period,
-        ) as cursor:
-            groups = await cursor.fetchall()
+        )
         by: dict[str, Counter[str]] = {key: Counter() for key in ("c", "s", "p", "st", "r")}
         received = answered = on_time = 0
         unrated = 0
@@ -191,12 +190,11 @@ class ReportQueries:
                 by["r"][rating] += n
             else:
                 unrated += with_answer
-        async with self._conn.execute(
+        row = await self._conn.fetchone(
             "SELECT count(*) FROM (SELECT resident_id FROM appeals INDEXED BY appeals_by_resident"
             " WHERE created_at >= ? AND created_at < ? GROUP BY resident_id)",
             period,
-        ) as cursor:
-            row = await cursor.fetchone()
+        )
         residents = int(row[0]) if row else 0
         median, p90 = await self._answer_percentiles(period, answered, (50, 90))
         return Figures(
@@ -224,13 +222,12 @@ class ReportQueries:
             return [None for _ in percents]
         found: list[int | None] = []
         for offset in nearest_rank_offsets(answered, percents):
-            async with self._conn.execute(
+            row = await self._conn.fetchone(
                 f"SELECT {_ANSWER_DAYS} FROM appeals INDEXED BY appeals_by_answer_time"
                 " WHERE first_answer_at IS NOT NULL AND created_at >= ? AND created_at < ?"
                 f" ORDER BY {_ANSWER_DAYS} LIMIT 1 OFFSET ?",
                 (*period, offset),
-            ) as cursor:
-                row = await cursor.fetchone()
+            )
             found.append(round(row[0] * SECONDS_PER_DAY) if row else None)
         return found
 
@@ -239,13 +236,12 @@ class ReportQueries:
         deployment's time zone, computed by the caller)."""
         result = []
         for since, until in bounds:
-            async with self._conn.execute(
+            rows = await self._conn.fetchall(
                 "SELECT category, count(*), coalesce(sum(first_answer_at <= deadline_at), 0)"
                 " FROM appeals INDEXED BY appeals_by_created"
                 " WHERE created_at >= ? AND created_at < ? GROUP BY category",
                 (to_db(since), to_db(until)),
-            ) as cursor:
-                rows = await cursor.fetchall()
+            )
             counts: Counter[str] = Counter({row[0]: int(row[1]) for row in rows})
             result.append(
                 MonthFigures(
@@ -262,37 +258,37 @@ class ReportQueries:
         self, batch: int = REGISTER_BATCH
     ) -> AsyncGenerator[list[RegisterRow], None]:
         """Every appeal in number order, `batch` rows at a time (never all in memory)."""
-        async with self._conn.execute(
+        async for rows in self._conn.stream(
             "SELECT a.id, a.created_at, a.status, a.category, a.settlement, a.platform, a.text,"
             " a.place, a.latitude, a.longitude, json_array_length(a.photos), a.contact_name,"
             " a.contact_phone, a.deadline_at, a.first_answer_at, a.rating,"
             " (SELECT e.text FROM appeal_events e WHERE e.appeal_id = a.id"
             "  AND e.kind = 'answer' ORDER BY e.id DESC LIMIT 1)"
-            " FROM appeals a ORDER BY a.id"
-        ) as cursor:
-            while rows := await cursor.fetchmany(batch):
-                yield [
-                    RegisterRow(
-                        number=row[0],
-                        created_at=_from_db(row[1]),
-                        status=row[2],
-                        category=row[3],
-                        settlement=row[4],
-                        platform=row[5],
-                        text=row[6],
-                        place=row[7],
-                        latitude=row[8],
-                        longitude=row[9],
-                        photos=int(row[10] or 0),
-                        contact_name=row[11],
-                        contact_phone=row[12],
-                        deadline_at=_from_db(row[13]),
-                        first_answer_at=_from_db(row[14]) if row[14] else None,
-                        rating=row[15],
-                        answer=row[16],
-                    )
-                    for row in rows
-                ]
+            " FROM appeals a ORDER BY a.id",
+            size=batch,
+        ):
+            yield [
+                RegisterRow(
+                    number=row[0],
+                    created_at=_from_db(row[1]),
+                    status=row[2],
+                    category=row[3],
+                    settlement=row[4],
+                    platform=row[5],
+                    text=row[6],
+                    place=row[7],
+                    latitude=row[8],
+                    longitude=row[9],
+                    photos=int(row[10] or 0),
+                    contact_name=row[11],
+                    contact_phone=row[12],
+                    deadline_at=_from_db(row[13]),
+                    first_answer_at=_from_db(row[14]) if row[14] else None,
+                    rating=row[15],
+                    answer=row[16],
+                )
+                for row in rows
+            ]
 
 
 def _from_db(text: str) -> datetime:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from storage.backend import Connection, Row
 from storage.models import Resident
-from storage.sqlite import Connection, Row
 from storage.times import from_db, to_db
 
 _COLUMNS = "id, platform, user_id, chat_id, display_name, consent_at, consent_version"
@@ -28,47 +28,49 @@ class ResidentRepository:
         self._conn = conn
 
     async def get(self, resident_id: int) -> Resident | None:
-        async with self._conn.execute(
+        row = await self._conn.fetchone(
             f"SELECT {_COLUMNS} FROM residents WHERE id = ?", (resident_id,)
-        ) as cursor:
-            row = await cursor.fetchone()
+        )
         return _resident(row) if row else None
 
     async def find(self, platform: str, user_id: str) -> Resident | None:
-        async with self._conn.execute(
+        row = await self._conn.fetchone(
             f"SELECT {_COLUMNS} FROM residents WHERE platform = ? AND user_id = ?",
             (platform, user_id),
-        ) as cursor:
-            row = await cursor.fetchone()
+        )
         return _resident(row) if row else None
 
     async def by_chat(self, platform: str, chat_id: str) -> Resident | None:
         """Who the bot talks to in this chat (the latest to write from it)."""
-        async with self._conn.execute(
+        row = await self._conn.fetchone(
             f"SELECT {_COLUMNS} FROM residents WHERE platform = ? AND chat_id = ?"
             " ORDER BY id DESC LIMIT 1",
             (platform, chat_id),
-        ) as cursor:
-            row = await cursor.fetchone()
+        )
         return _resident(row) if row else None
 
     async def get_or_create(
-        self, platform: str, user_id: str, chat_id: str, now: datetime
+        self,
+        platform: str,
+        user_id: str,
+        chat_id: str,
+        now: datetime,
+        *,
+        known: Resident | None = None,
     ) -> Resident:
         """The resident behind an identity; the chat id is kept current (nothing else personal).
-        One statement when nothing changes, which is nearly every message."""
-        found = await self.find(platform, user_id)
-        if found is not None and found.chat_id == chat_id:
-            return found
-        await self._conn.execute(
+        No statement when `known` (read at the update's arrival) is current, which is nearly
+        every message; one otherwise."""
+        if known is not None and known.chat_id == chat_id:
+            return known
+        row = await self._conn.fetchone(
             "INSERT INTO residents (platform, user_id, chat_id, created_at) VALUES (?, ?, ?, ?)"
             " ON CONFLICT (platform, user_id) DO UPDATE SET chat_id = excluded.chat_id"
-            " WHERE chat_id <> excluded.chat_id",
+            f" RETURNING {_COLUMNS}",
             (platform, user_id, chat_id, to_db(now)),
         )
-        resident = await self.find(platform, user_id)
-        assert resident is not None
-        return resident
+        assert row is not None
+        return _resident(row)
 
     async def give_consent(
         self,

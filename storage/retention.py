@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from storage.sqlite import Connection
+from storage.backend import Connection
 from storage.times import to_db
 
 SWEEP = 5000  # rows removed by one statement: a sweep never holds the database for long
@@ -46,12 +46,14 @@ class RetentionRepository:
         """Personal data of appeals closed or rejected before `closed_before` (the archive
         term): text, place, photos, name and phone, and the thread's texts. Category,
         settlement, messenger, status, times and rating stay for the figures."""
-        async with self._conn.execute(
-            "SELECT id FROM appeals WHERE status IN ('closed', 'rejected') AND updated_at < ?"
-            " AND erased_at IS NULL LIMIT ?",
-            (to_db(closed_before), SWEEP),
-        ) as cursor:
-            numbers = [int(row[0]) for row in await cursor.fetchall()]
+        numbers = [
+            int(row[0])
+            for row in await self._conn.fetchall(
+                "SELECT id FROM appeals WHERE status IN ('closed', 'rejected') AND updated_at < ?"
+                " AND erased_at IS NULL LIMIT ?",
+                (to_db(closed_before), SWEEP),
+            )
+        ]
         if not numbers:
             return 0
         marks = ", ".join("?" for _ in numbers)
@@ -75,12 +77,11 @@ class RetentionRepository:
         """A resident withdrew consent (/forget): their name and phone are replaced in every
         stored message about their appeals or to their chat, queued or sent. Call it before
         the appeals' contacts are erased (they say what to look for)."""
-        async with self._conn.execute(
+        found = await self._conn.fetchall(
             "SELECT contact_name, contact_phone FROM appeals WHERE resident_id = ?"
             " UNION SELECT display_name, NULL FROM residents WHERE id = ?",
             (resident_id, resident_id),
-        ) as cursor:
-            found = await cursor.fetchall()
+        )
         secrets = sorted(
             {value for row in found for value in row if value and len(value.strip()) > 1},
             key=len,
@@ -88,14 +89,13 @@ class RetentionRepository:
         )
         if not secrets:
             return 0
-        async with self._conn.execute(
+        rows = await self._conn.fetchall(
             "SELECT o.id, o.body FROM outbox o WHERE o.appeal_id IN"
             " (SELECT id FROM appeals WHERE resident_id = ?)"
             " OR EXISTS (SELECT 1 FROM residents r WHERE r.id = ?"
             " AND r.platform = o.platform AND r.chat_id = o.chat_id)",
             (resident_id, resident_id),
-        ) as cursor:
-            rows = await cursor.fetchall()
+        )
         changed = [
             (json.dumps(body, ensure_ascii=False), row_id)
             for row_id, text in rows
@@ -106,8 +106,7 @@ class RetentionRepository:
         return len(changed)
 
     async def _count(self, sql: str, params: Iterable[Any]) -> int:
-        async with self._conn.execute(sql, tuple(params)) as cursor:
-            return max(cursor.rowcount, 0)
+        return max((await self._conn.execute(sql, tuple(params))), 0)
 
 
 def _redacted(body: Any, secrets: list[str]) -> Any | None:

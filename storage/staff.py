@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from storage.sqlite import Connection
+from storage.backend import Connection
 from storage.times import to_db
 
 ADMIN = "admin"
@@ -64,10 +64,9 @@ class StaffRepository:
         await self._conn.execute("DELETE FROM wanted_staff")
 
     async def member(self, identity: str) -> StaffMember | None:
-        async with self._conn.execute(
+        rows = await self._conn.fetchall(
             "SELECT role, settlement FROM staff WHERE identity = ?", (identity,)
-        ) as cursor:
-            rows = await cursor.fetchall()
+        )
         if not rows:
             return None
         return StaffMember(
@@ -77,40 +76,50 @@ class StaffRepository:
         )
 
     async def admins_of(self, settlement: str) -> list[str]:
-        async with self._conn.execute(
-            "SELECT identity FROM staff WHERE role = 'admin' AND settlement = ? ORDER BY identity",
-            (settlement,),
-        ) as cursor:
-            return [row[0] for row in await cursor.fetchall()]
+        return [
+            row[0]
+            for row in await self._conn.fetchall(
+                "SELECT identity FROM staff WHERE role = 'admin' AND settlement = ?"
+                " ORDER BY identity",
+                (settlement,),
+            )
+        ]
 
     async def moderators(self) -> list[str]:
-        async with self._conn.execute(
-            "SELECT identity FROM staff WHERE role = 'moderator' ORDER BY identity"
-        ) as cursor:
-            return [row[0] for row in await cursor.fetchall()]
+        return [
+            row[0]
+            for row in await self._conn.fetchall(
+                "SELECT identity FROM staff WHERE role = 'moderator' ORDER BY identity"
+            )
+        ]
 
     async def all(self) -> list[StaffRow]:
-        async with self._conn.execute(
-            "SELECT identity, role, settlement, source FROM staff"
-            " ORDER BY role DESC, settlement, identity"
-        ) as cursor:
-            return [StaffRow(*row) for row in await cursor.fetchall()]
+        return [
+            StaffRow(*row)
+            for row in await self._conn.fetchall(
+                "SELECT identity, role, settlement, source FROM staff"
+                " ORDER BY role DESC, settlement, identity"
+            )
+        ]
 
     async def add(
         self, identity: str, role: str, settlement: str, added_by: str, now: datetime
     ) -> bool:
         """Add a role by command; False if the person already had it."""
-        async with self._conn.execute(
-            "INSERT INTO staff (identity, role, settlement, source, added_by, added_at)"
-            " VALUES (?, ?, ?, 'command', ?, ?) ON CONFLICT DO NOTHING",
-            (identity, role, settlement, added_by, to_db(now)),
-        ) as cursor:
-            return cursor.rowcount == 1
+        return (
+            await self._conn.execute(
+                "INSERT INTO staff (identity, role, settlement, source, added_by, added_at)"
+                " VALUES (?, ?, ?, 'command', ?, ?) ON CONFLICT DO NOTHING",
+                (identity, role, settlement, added_by, to_db(now)),
+            )
+        ) == 1
 
     async def remove(self, identity: str) -> list[StaffRow]:
         """Remove every role of a person; returns what was removed."""
-        async with self._conn.execute(
-            "DELETE FROM staff WHERE identity = ? RETURNING identity, role, settlement, source",
-            (identity,),
-        ) as cursor:
-            return [StaffRow(*row) for row in await cursor.fetchall()]
+        return [
+            StaffRow(*row)
+            for row in await self._conn.fetchall(
+                "DELETE FROM staff WHERE identity = ? RETURNING identity, role, settlement, source",
+                (identity,),
+            )
+        ]

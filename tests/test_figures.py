@@ -252,7 +252,7 @@ async def test_the_report_reads_indexes_in_order(dataset: tuple[Path, list[Row]]
     statements: list[str] = []
     conn = await connect_read_only(path)
     try:
-        conn.raw.set_trace_callback(statements.append)
+        await conn.aio.set_trace_callback(statements.append)
         since, until = period_bounds(FIRST_DAY, LAST_DAY, TZ)
         await ReportQueries(conn).figures(since, until)
     finally:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+import threading
+import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,7 +19,7 @@ from storage.appeals import AppealRepository
 from storage.db import Database, Tx
 from storage.migrate import _NAME, available_migrations
 from storage.models import Draft, Photo, Resident, Status
-from storage.sqlite import Connection, Row
+from storage.sqlite import SqliteConnection
 
 NOW = datetime(2026, 3, 2, 6, 0, tzinfo=UTC)
 NEWEST = len(available_migrations())
@@ -125,8 +127,23 @@ async def test_open_sets_the_pragmas_of_spec_7(db: Database) -> None:
     assert await db.pragma("journal_mode") == "wal"
     assert await db.pragma("synchronous") == "2"  # FULL
     assert await db.pragma("foreign_keys") == "1"
-    assert await db.pragma("busy_timeout") == "0"  # the loop never sleeps in SQLite
+    # Another process's write lock is waited for in aiosqlite's thread, not on the loop.
+    assert await db.pragma("busy_timeout") == "5000"
     assert await db.pragma("user_version") == str(NEWEST)
+
+
+async def test_no_statement_runs_on_the_event_loop(db: Database) -> None:
+    """aiosqlite is the only way to the database (SPEC §2): every statement of an update,
+    its transaction control and its COMMIT run in aiosqlite's thread."""
+    threads: set[int] = set()
+    await db._conn.aio.set_trace_callback(lambda _sql: threads.add(threading.get_ident()))
+    async with db.transaction() as tx:
+        await tx.arrive("vk", "1", "vk:1")
+        await tx.drafts.save("vk", "1", Draft(step="category"), NOW)
+    async with db.read() as view:
+        await view.appeals.figures(NOW - timedelta(days=1), NOW)
+    await db._conn.aio.set_trace_callback(None)
+    assert threads and threading.get_ident() not in threads
 
 
 async def test_another_writer_is_waited_for_without_stopping_the_loop(
@@ -468,11 +485,21 @@ async def test_cancelled_at_commit_the_unit_is_kept_and_the_database_usable(
         async with db.transaction() as tx:
             await tx.drafts.save("vk", "late", Draft(step="category"), NOW)
 
+    loop = asyncio.get_running_loop()
+    committing = asyncio.Event()
+
+    def hold_commit(sql: str) -> None:  # runs in aiosqlite's thread, before the statement
+        if sql == "COMMIT":
+            loop.call_soon_threadsafe(committing.set)
+            time.sleep(0.2)
+
+    await db._conn.aio.set_trace_callback(hold_commit)
     task = asyncio.create_task(writer())
-    await asyncio.sleep(0)  # the unit ran to its COMMIT, which now runs in the thread
+    await asyncio.wait_for(committing.wait(), 5)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
+    await db._conn.aio.set_trace_callback(None)
     assert raw_scalar(db_path, "SELECT count(*) FROM drafts WHERE user_id = 'late'") == 1
     async with db.transaction() as tx:
         await tx.drafts.save("vk", "next", Draft(step="category"), NOW)
@@ -977,14 +1004,14 @@ async def test_a_unit_that_swallows_a_whole_rollback_does_not_strand_the_group(
     async def second() -> None:
         await asyncio.sleep(0.01)
         async with db.transaction() as tx:
-            raw_conn = db._conn.raw  # the one way to interrupt a statement
-            raw_conn.set_progress_handler(lambda: 1, 1)
+            aio = db._conn.aio  # the one way to interrupt a statement
+            await aio.set_progress_handler(lambda: 1, 1)
             try:
                 await tx.drafts.save("vk", "second", Draft(step="category"), NOW)
             except sqlite3.OperationalError:
                 pass  # swallowed: the unit goes on as if nothing happened
             finally:
-                raw_conn.set_progress_handler(None, 1)
+                await aio.set_progress_handler(None, 1)
 
     results = await asyncio.wait_for(asyncio.gather(first(), second(), return_exceptions=True), 5)
     assert all(isinstance(r, sqlite3.OperationalError) for r in results)
@@ -1197,9 +1224,8 @@ async def test_listing_statements_read_index_ranges(db_path: Path) -> None:
     await database.close()
 
     statements: list[str] = []
-    conn = await Connection.connect(str(db_path))
-    conn.row_factory = Row
-    conn.raw.set_trace_callback(statements.append)
+    conn = await SqliteConnection.connect(str(db_path))
+    await conn.aio.set_trace_callback(statements.append)
     repository = AppealRepository(conn)
     waiting = (Status.NEW, Status.IN_PROGRESS)
     try:
@@ -1219,7 +1245,7 @@ async def test_listing_statements_read_index_ranges(db_path: Path) -> None:
         await repository.of_resident(resident.id, limit=3, open_only=True)
         await repository.count_of_resident(resident.id, newer_than=5)
     finally:
-        conn.raw.set_trace_callback(None)
+        await conn.aio.set_trace_callback(None)
         await conn.close()
 
     explain = raw(db_path)
