@@ -29,6 +29,8 @@ for the added latency at a realistic load. The ratio (b)/(a) is taken pair by pa
 from __future__ import annotations
 
 import argparse
+import asyncio
+import dataclasses
 import statistics
 import subprocess
 import sys
@@ -36,8 +38,11 @@ import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from loguru import logger
 
 from bench.common import (
     DIALOGUE,
@@ -139,6 +144,63 @@ def _one(
         stop(process)
 
 
+async def _round_trips(residents: int = 20) -> list[tuple[str, int, float]]:
+    """Database round trips per dialogue step, counted in-process on the real `Engine` and
+    database: each step's own transaction, BEGIN and COMMIT included (alone, an update pays
+    for its COMMIT; under load a group commit shares it). Sending the reply adds the
+    delivery's round trips (read the due rows, mark them sent), shared by a pass's sends."""
+    from bot.app import handler_settings
+    from bot.cli import example_config_path
+    from bot.config import load_config
+    from handlers.engine import Engine
+    from handlers.messages import Incoming
+    from storage.db import Database
+
+    settings = handler_settings(load_config(example_config_path()))
+    limits = dataclasses.replace(settings.limits, messages_per_minute=1_000_000)
+    settings = dataclasses.replace(settings, limits=limits)
+    counts: list[list[int]] = [[] for _ in DIALOGUE]
+    with tempfile.TemporaryDirectory(prefix="appeals-trips-") as folder:
+        logger.remove()  # the dialogue's own log lines are not what is printed here
+        database = await Database.open(Path(folder) / "appeals.db")
+        async with database.transaction() as tx:  # the settlement's administrator
+            await tx.staff.add("vk:600", "admin", "sergino", "bench", datetime.now(UTC))
+        engine = Engine(database, settings)
+        update = 0
+        try:
+            for resident in range(residents):
+                for step, (text, _) in enumerate(DIALOGUE):
+                    update += 1
+                    message = Incoming(
+                        platform="vk",
+                        chat_id=str(500 + resident),
+                        user_id=str(500 + resident),
+                        received_at=datetime.now(UTC),
+                        text=text,
+                        display_name="Житель",
+                        event_id=str(update),
+                    )
+                    before = database.statements
+                    if not await engine.handle(message):
+                        raise RuntimeError(f"step {step + 1} was not handled")
+                    counts[step].append(database.statements - before)
+        finally:
+            await database.close()
+    return [
+        (text, max(c), statistics.mean(c)) for (text, _), c in zip(DIALOGUE, counts, strict=True)
+    ]
+
+
+def _print_round_trips() -> None:
+    trips = asyncio.run(_round_trips())
+    print("Database round trips per dialogue step (its transaction, BEGIN and COMMIT included):")
+    for text, most, mean in trips:
+        print(f"  {text[:40]:<40} {most:>3} (mean {mean:.1f})")
+    ordinary = [most for text, most, _ in trips if text != "Отправить"]
+    print(f"  an ordinary step: at most {max(ordinary)}; registering the appeal: {trips[-1][1]}")
+    print()
+
+
 def main(argv: Sequence[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench pipeline", description=__doc__)
     parser.add_argument("--platforms", default="vk,telegram", help="vk,telegram")
@@ -150,6 +212,7 @@ def main(argv: Sequence[str]) -> int:
     runs, residents = (2, 50) if args.quick else (args.runs, args.residents)
     platforms = [p for p in args.platforms.split(",") if p]
     steps = len(DIALOGUE)
+    _print_round_trips()
     print(
         f"{residents} residents at once × {steps} messages, {runs} alternating runs; "
         f"paced: ~{args.paced_rate} msgs/s"
