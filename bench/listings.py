@@ -7,8 +7,8 @@ long as they get), and adds an administrator of every settlement. Then it sends 
 variant of `/list`, `/overdue`, «Ещё» and «Мои обращения» through the real `Engine` on the
 real database, as a moderator, as the administrator of the largest settlement and as the
 administrator of all of them, and measures the longest time the event loop was held while
-the command was handled (statements run on the loop, storage/sqlite.py; only COMMIT runs in
-a thread).
+the command was handled (every statement runs in aiosqlite's thread, storage/sqlite.py: what
+is left on the loop is the handler's own work).
 
 How the stall is measured: a watcher task wakes on every turn of the loop and notes the
 longest gap between two of its turns while the command is handled, in CPU time of the
@@ -17,7 +17,12 @@ the 20 ms target) and in wall-clock time (which also counts the process waiting 
 on a busy machine, and disk reads). Each figure is the worst (and the median) of `--runs`
 runs, after one warm-up run.
 
+Then the mixed run (`--mixed` seconds, 0 to skip): `--residents` walk the dialogue while a
+moderator sends `/stats` for the whole year and `/list all` one after another; it prints the
+p99 of the residents' steps (the target: 50 ms) and the longest loop stall (20 ms).
+
     python -m bench listings [--appeals 1000000] [--backlog 100000] [--db FILE] [--runs 5]
+                             [--mixed 30] [--residents 20]
 
 `--db FILE` keeps the database (reused if it exists). Not a test: nothing is asserted.
 """
@@ -28,6 +33,7 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
+import math
 import sqlite3
 import statistics
 import sys
@@ -44,10 +50,13 @@ from loguru import logger
 from bench.report import SETTLEMENTS, TZ, YEAR, generate
 from handlers.engine import Engine
 from handlers.messages import Incoming
+from handlers.settings import HandlerSettings
 from storage.db import Database
 from storage.models import Status
 
 TARGET_MS = 20.0
+MIXED_P99_MS = 50.0  # residents' steps while a moderator reads (issue 15)
+MIXED_THINK = 0.2  # seconds between a resident's steps in the mixed run
 RUN = uuid.uuid4().hex[:12]
 MODERATOR = "1"  # vk:1 in bench/report.py
 EVERYWHERE = "99"  # vk:99: administrator of every settlement, added here
@@ -128,14 +137,7 @@ def _prepare(path: Path, backlog: int) -> tuple[int, str, dict[str, int]]:
 
 
 async def _measure(path: Path, runs: int, deep: int, busiest: str) -> list[tuple[str, ...]]:
-    from bot.app import handler_settings
-    from bot.cli import example_config_path
-    from bot.config import load_config
-
-    settings = handler_settings(load_config(example_config_path()))
-    # One resident types fast here: flood control is not what is measured.
-    limits = dataclasses.replace(settings.limits, messages_per_minute=1_000_000)
-    settings = dataclasses.replace(settings, limits=limits)
+    settings = await _settings()
     now = datetime(YEAR + 1, 1, 1, 9, tzinfo=TZ).astimezone(UTC)
     began = time.perf_counter()
     database = await Database.open(path)  # migrates an older file (indexes built here)
@@ -233,6 +235,90 @@ async def _stall(work: Awaitable[object]) -> tuple[float, float]:
     return wall, cpu
 
 
+async def _mixed(path: Path, seconds: float, residents: int) -> list[str]:
+    """Residents walk the dialogue (a step every `THINK` s each) while a moderator sends
+    `/stats` for the whole year and `/list all` one after another; a ticker measures the
+    loop's lag. Returns the printed lines."""
+    from bench.common import DIALOGUE
+
+    now = datetime(YEAR + 1, 1, 1, 9, tzinfo=TZ).astimezone(UTC)
+    database = await Database.open(path)
+    engine = Engine(database, await _settings(), clock=lambda: now)
+    steps: list[float] = []
+    commands: dict[str, list[float]] = {}
+    lag = 0.0
+    stop_at = time.perf_counter() + seconds
+    update = 0
+
+    def event() -> str:
+        nonlocal update
+        update += 1
+        return f"mixed:{RUN}:{update}"
+
+    async def ticker() -> None:
+        nonlocal lag
+        while time.perf_counter() < stop_at:
+            before = time.perf_counter()
+            await asyncio.sleep(0.001)
+            lag = max(lag, time.perf_counter() - before - 0.001)
+
+    async def resident(number: int) -> None:
+        who = str(5_000_000 + number)
+        while time.perf_counter() < stop_at:
+            for text, _ in DIALOGUE:
+                message = Incoming(
+                    "vk", who, who, datetime.now(UTC), text, "Житель", event_id=event()
+                )
+                began = time.perf_counter()
+                await engine.handle(message)
+                steps.append(time.perf_counter() - began)
+                await asyncio.sleep(MIXED_THINK)
+                if time.perf_counter() >= stop_at:
+                    return
+
+    async def moderator() -> None:
+        texts = (f"/stats 01.01.{YEAR} 31.12.{YEAR}", "/list all")
+        while time.perf_counter() < stop_at:
+            for text in texts:
+                message = Incoming(
+                    "vk", MODERATOR, MODERATOR, datetime.now(UTC), text, event_id=event()
+                )
+                began = time.perf_counter()
+                await engine.handle(message)
+                commands.setdefault(text, []).append(time.perf_counter() - began)
+
+    try:
+        await asyncio.gather(ticker(), moderator(), *(resident(n) for n in range(residents)))
+    finally:
+        await database.close()
+    steps.sort()
+    p99 = steps[max(0, math.ceil(0.99 * len(steps)) - 1)]
+    lines = [
+        f"{residents} residents (a step every {MIXED_THINK} s each) for {seconds:.0f} s while"
+        " a moderator sends, one after another:",
+        *(
+            f"  {text}: {len(took)} times, median {statistics.median(took) * 1000:.0f} ms,"
+            f" worst {max(took) * 1000:.0f} ms"
+            for text, took in commands.items()
+        ),
+        f"residents' steps: {len(steps)}, p50 {statistics.median(steps) * 1000:.1f} ms,"
+        f" p99 {p99 * 1000:.1f} ms (target ≤ {MIXED_P99_MS:.0f}), worst {steps[-1] * 1000:.1f} ms",
+        f"longest event-loop stall: {lag * 1000:.1f} ms (target ≤ {TARGET_MS:.0f})",
+    ]
+    return lines
+
+
+async def _settings() -> HandlerSettings:
+    from bot.app import handler_settings
+    from bot.cli import example_config_path
+    from bot.config import load_config
+
+    settings = handler_settings(load_config(example_config_path()))
+    # One resident types fast here: flood control is not what is measured.
+    limits = dataclasses.replace(settings.limits, messages_per_minute=1_000_000)
+    return dataclasses.replace(settings, limits=limits)
+
+
 @contextlib.contextmanager
 def _database(keep: Path | None) -> Iterator[Path]:
     if keep is not None:
@@ -254,6 +340,10 @@ def main(argv: Sequence[str]) -> int:
     parser.add_argument("--db", type=Path, help="keep the database here (reused if it exists)")
     parser.add_argument("--runs", type=int, default=5, help="worst of this many runs (5)")
     parser.add_argument("--seed", type=int, default=2025)
+    parser.add_argument(
+        "--mixed", type=float, default=30.0, help="seconds of residents beside a moderator (30)"
+    )
+    parser.add_argument("--residents", type=int, default=20, help="in the mixed run (20)")
     args = parser.parse_args(argv)
     logger.remove()  # every command is audited and logged
 
@@ -278,6 +368,10 @@ def main(argv: Sequence[str]) -> int:
         rows = asyncio.run(_measure(path, args.runs, deep, busiest))
         header = ("command", "CPU worst", "CPU median", "wall worst", "wall median", "")
         _print_table([header, *rows])
+        if args.mixed:
+            print()
+            for line in asyncio.run(_mixed(path, args.mixed, args.residents)):
+                print(line)
     return 0
 
 

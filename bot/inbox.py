@@ -47,6 +47,7 @@ class Inbox:
         self._limit = limit
         self._handlers: dict[str, InboxHandler] = {}
         self._pending = 0
+        self._accepted = 0  # rows accepted since start: an idle worker saw them all
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -78,6 +79,7 @@ class Inbox:
             logger.info("duplicate webhook ignored platform={} event={}", platform, event_id)
             return Accepted.DUPLICATE
         self._pending += 1
+        self._accepted += 1
         self._idle.clear()
         self._wake.set()
         return Accepted.NEW
@@ -118,6 +120,7 @@ class Inbox:
         behind a live 200 endpoint would swallow every update."""
         pause = 1.0
         while True:
+            accepted = self._accepted
             try:
                 handled = await self._batch()
                 pause = 1.0
@@ -128,7 +131,10 @@ class Inbox:
                 pause = min(pause * 2, FAILURE_PAUSE_MAX)
                 continue
             if not handled:
-                self._idle.set()
+                # Idle only if nothing was accepted meanwhile: a row committed together
+                # with this batch's read (a group commit) was not in what it read.
+                if self._accepted == accepted:
+                    self._idle.set()
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(IDLE_POLL_SECONDS):
                         await self._wake.wait()

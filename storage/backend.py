@@ -12,7 +12,7 @@ by `dialect`, in one place in that repository.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 Params = Sequence[Any] | Mapping[str, Any]
@@ -37,5 +37,5 @@ class Connection(Protocol):
 
     def stream(
         self, sql: str, params: Params = (), *, size: int = 1000
-    ) -> AsyncIterator[list[Row]]:
+    ) -> AsyncGenerator[list[Row], None]:
         """The result in batches of `size` rows, never all in memory (long reads)."""

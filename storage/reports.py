@@ -35,6 +35,7 @@ runs beside the bot (WAL lets readers and the one writer work at the same time).
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections import Counter
 from collections.abc import AsyncGenerator, Sequence
@@ -258,7 +259,7 @@ class ReportQueries:
         self, batch: int = REGISTER_BATCH
     ) -> AsyncGenerator[list[RegisterRow], None]:
         """Every appeal in number order, `batch` rows at a time (never all in memory)."""
-        async for rows in self._conn.stream(
+        rows_of = self._conn.stream(
             "SELECT a.id, a.created_at, a.status, a.category, a.settlement, a.platform, a.text,"
             " a.place, a.latitude, a.longitude, json_array_length(a.photos), a.contact_name,"
             " a.contact_phone, a.deadline_at, a.first_answer_at, a.rating,"
@@ -266,29 +267,33 @@ class ReportQueries:
             "  AND e.kind = 'answer' ORDER BY e.id DESC LIMIT 1)"
             " FROM appeals a ORDER BY a.id",
             size=batch,
-        ):
-            yield [
-                RegisterRow(
-                    number=row[0],
-                    created_at=_from_db(row[1]),
-                    status=row[2],
-                    category=row[3],
-                    settlement=row[4],
-                    platform=row[5],
-                    text=row[6],
-                    place=row[7],
-                    latitude=row[8],
-                    longitude=row[9],
-                    photos=int(row[10] or 0),
-                    contact_name=row[11],
-                    contact_phone=row[12],
-                    deadline_at=_from_db(row[13]),
-                    first_answer_at=_from_db(row[14]) if row[14] else None,
-                    rating=row[15],
-                    answer=row[16],
-                )
-                for row in rows
-            ]
+        )
+        # Closed with the caller's: a consumer that stops early (a closed pipe) ends the
+        # statement now, not when the garbage collector finds it after the database closed.
+        async with contextlib.aclosing(rows_of) as batches:
+            async for rows in batches:
+                yield [
+                    RegisterRow(
+                        number=row[0],
+                        created_at=_from_db(row[1]),
+                        status=row[2],
+                        category=row[3],
+                        settlement=row[4],
+                        platform=row[5],
+                        text=row[6],
+                        place=row[7],
+                        latitude=row[8],
+                        longitude=row[9],
+                        photos=int(row[10] or 0),
+                        contact_name=row[11],
+                        contact_phone=row[12],
+                        deadline_at=_from_db(row[13]),
+                        first_answer_at=_from_db(row[14]) if row[14] else None,
+                        rating=row[15],
+                        answer=row[16],
+                    )
+                    for row in rows
+                ]
 
 
 def _from_db(text: str) -> datetime:

@@ -8,8 +8,9 @@ rows go together (`execute_fetchall`), never a hop per row or per cursor operati
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
-from collections.abc import AsyncIterator, Awaitable, Iterable
+from collections.abc import AsyncGenerator, Awaitable, Iterable
 from typing import TypeVar
 
 import aiosqlite
@@ -17,6 +18,10 @@ import aiosqlite
 from storage.backend import Params, Row
 
 T = TypeVar("T")
+
+# aiosqlite logs every statement at DEBUG with its parameters: residents' texts, phones and
+# the secrets in webhook bodies. Never, whatever level the standard logging is set to.
+logging.getLogger("aiosqlite").setLevel(logging.WARNING)
 
 
 class SqliteConnection:
@@ -56,7 +61,7 @@ class SqliteConnection:
 
     async def stream(
         self, sql: str, params: Params = (), *, size: int = 1000
-    ) -> AsyncIterator[list[Row]]:
+    ) -> AsyncGenerator[list[Row], None]:
         self.statements += 1
         async with self.aio.execute(sql, params) as cursor:
             while rows := await cursor.fetchmany(size):

@@ -106,12 +106,18 @@ REFUSE_SENT = (
 )
 
 
-def database(path: Path, sql: str) -> list[tuple[object, ...]]:
-    connection = sqlite3.connect(path, isolation_level=None, timeout=10)
-    try:
-        return connection.execute(sql).fetchall()
-    finally:
-        connection.close()
+async def database(path: Path, sql: str) -> list[tuple[object, ...]]:
+    """A statement by another connection, as a person at the sqlite3 shell would run it. In
+    a thread: the bot's transaction in progress needs the loop to reach its COMMIT."""
+
+    def run() -> list[tuple[object, ...]]:
+        connection = sqlite3.connect(path, isolation_level=None, timeout=10)
+        try:
+            return connection.execute(sql).fetchall()
+        finally:
+            connection.close()
+
+    return await asyncio.to_thread(run)
 
 
 async def passes(app: App, count: int) -> None:
@@ -132,18 +138,22 @@ async def test_a_failed_record_of_sends_resends_nothing_on_telegram(
     await app.start()
     try:
         await fake.wait_polled()
-        database(db_path, REFUSE_SENT)
+        await database(db_path, REFUSE_SENT)
         people = [5001, 5002, 5003]
         for user in people:
             fake.message(user, "Здравствуйте")
         await fake.wait_for(lambda: all(fake.messages_to(u) for u in people), what="replies")
         await passes(app, 3)
-        assert database(db_path, "SELECT count(*) FROM outbox WHERE status = 'pending'") == [(3,)]
+        assert await database(db_path, "SELECT count(*) FROM outbox WHERE status = 'pending'") == [
+            (3,)
+        ]
 
-        database(db_path, "DROP TRIGGER refuse_sent")
+        await database(db_path, "DROP TRIGGER refuse_sent")
         await app.settle()
         assert Counter(m.chat_id for m in fake.sent) == dict.fromkeys(people, 1)
-        assert database(db_path, "SELECT count(*) FROM outbox WHERE status = 'sent'") == [(3,)]
+        assert await database(db_path, "SELECT count(*) FROM outbox WHERE status = 'sent'") == [
+            (3,)
+        ]
     finally:
         await app.stop()
         await fake.stop()
@@ -158,7 +168,7 @@ async def test_a_failed_record_of_sends_resends_nothing_on_ok(tmp_path: Path, cl
     await app.start()
     try:
         url = f"http://127.0.0.1:{app.web.port}/ok/webhook/{config.ok.webhook_secret.get_secret_value()}"
-        database(db_path, REFUSE_SENT)
+        await database(db_path, REFUSE_SENT)
         people = [OK_RESIDENT, "user:5002", "user:5003"]
         chats = [fake.chat_of(user) for user in people]
         for user in people:
@@ -166,12 +176,16 @@ async def test_a_failed_record_of_sends_resends_nothing_on_ok(tmp_path: Path, cl
             assert status == 200
         await fake.wait_for(lambda: all(fake.messages_to(c) for c in chats), what="replies")
         await passes(app, 3)
-        assert database(db_path, "SELECT count(*) FROM outbox WHERE status = 'pending'") == [(3,)]
+        assert await database(db_path, "SELECT count(*) FROM outbox WHERE status = 'pending'") == [
+            (3,)
+        ]
 
-        database(db_path, "DROP TRIGGER refuse_sent")
+        await database(db_path, "DROP TRIGGER refuse_sent")
         await app.settle()
         assert Counter(m.chat_id for m in fake.sent) == dict.fromkeys(chats, 1)
-        assert database(db_path, "SELECT count(*) FROM outbox WHERE status = 'sent'") == [(3,)]
+        assert await database(db_path, "SELECT count(*) FROM outbox WHERE status = 'sent'") == [
+            (3,)
+        ]
     finally:
         await app.stop()
         await fake.stop()

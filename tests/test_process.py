@@ -532,6 +532,16 @@ async def test_telegram_polling_sigkill_mid_dialogue_and_mid_delivery(tmp_path: 
         await admin.say("/start", "/reply")  # the official writes first; gets the staff help
         for text, expect in TG_FIRST_HALF:
             await resident.say(text, expect)
+
+        async def recorded() -> bool:
+            with database(db_path) as db:
+                row = db.execute("SELECT count(*) FROM outbox WHERE status = 'pending'")
+                return bool(row.fetchone()[0] == 0)
+
+        # Mid-dialogue, not mid-send: Telegram has no idempotency key, so a kill between a
+        # send and its record shows that one message twice (README, "Crashes and stopping").
+        # The kill mid-delivery below is where the outbox's retries are tested.
+        await until(recorded, REPLY_WITHIN, "the last reply to be recorded as sent")
         await bot.sigkill()
         figures["sigkills"] += 1
 

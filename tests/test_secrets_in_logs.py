@@ -484,7 +484,10 @@ def test_the_search_can_fail() -> None:
         assert_clean(capture)
     with capturing() as capture:
         for number in range(60):
+            # Both ways: alone, this test has no interception of the standard logging
+            # into loguru (the app's log set-up is what installs it).
             logging.getLogger("some.library").debug("filler %s", number)
+            logger.debug("filler {}", number)
         logger.debug("a phone at DEBUG is allowed: {}", PHONE)
         logging.getLogger("some.library").info("phone 8 (912) 345-67-89")
     with pytest.raises(AssertionError, match="phone 8"):
