@@ -16,11 +16,11 @@ from loguru import logger
 from handlers import texts
 from handlers.appeal_view import FINISHED, card, organisation, settlement_title, thread_lines
 from handlers.context import Context
-from handlers.feedback import rating_keyboard
 from handlers.formatting import local_date, local_time, status_title, status_word
+from handlers.keyboards import rating_keyboard
 from handlers.messages import Button, Keyboard
 from handlers.notify import tell_resident
-from handlers.staff_args import UsageError, number_and_text, split_after
+from handlers.staff.args import UsageError, number_and_text, split_after
 from handlers.text_input import fold
 from storage.models import Appeal, Draft, Status
 from storage.staff import StaffMember

@@ -7,17 +7,17 @@ from datetime import date
 from handlers import texts
 from handlers.appeal_view import organisation, settlement_title
 from handlers.context import Context
-from handlers.figures import Titles, period_bounds, stats_text
+from handlers.figures.report import PeriodError, Titles, period_bounds, stats_text
 from handlers.identity import PLATFORMS
 from handlers.notify import notify_settlement, tell_resident
-from handlers.staff import Listing, audit, change_status, open_appeal, show_listing
-from handlers.staff_args import (
+from handlers.staff.args import (
     UsageError,
     identity_and_text,
     number_and_text,
     parse_date,
     split_after,
 )
+from handlers.staff.views import Listing, audit, change_status, open_appeal, show_listing
 from storage.models import Status
 from storage.staff import ADMIN, MODERATOR
 
@@ -182,9 +182,12 @@ def _period(ctx: Context, args: str) -> tuple[date, date]:
 
 
 async def cmd_stats(ctx: Context, args: str) -> None:
-    """SPEC §9 for a period of local days, compactly (handlers/figures.py)."""
+    """SPEC §9 for a period of local days, compactly (handlers/figures/report.py)."""
     start, end = _period(ctx, args)
-    since, until = period_bounds(start, end, ctx.settings.timezone)
+    try:
+        since, until = period_bounds(start, end, ctx.settings.timezone)
+    except PeriodError as error:
+        raise UsageError(*error.args) from None
     figures = await ctx.tx.appeals.figures(since, until)
     ctx.reply(stats_text(Titles.of(ctx.settings), figures, start, end))
     await audit(ctx, "stats", details=f"{start} {end}")

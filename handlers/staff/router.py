@@ -6,12 +6,14 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from handlers import moderation, staff, texts
+from handlers import texts
 from handlers.appeal_view import settlement_title
 from handlers.context import Context
-from handlers.staff import continue_listing, member, reply_to_resident
-from handlers.staff_args import UsageError, split_command
-from handlers.text_input import is_one_of, visible_length
+from handlers.staff import commands as moderation
+from handlers.staff import views as staff
+from handlers.staff.args import UsageError
+from handlers.staff.views import continue_listing, member, reply_to_resident
+from handlers.text_input import is_one_of, split_command, visible_length
 from storage.staff import StaffMember
 
 CommandFn = Callable[[Context, str], Awaitable[None]]
