@@ -9,7 +9,7 @@ from loguru import logger
 
 from handlers import keyboards, texts
 from handlers.context import Context
-from handlers.notify import notify_staff_and_moderators, send_to_staff
+from handlers.notify import to_staff, to_staff_and_moderators
 from handlers.text_input import neutralise_bidi
 from storage.models import Status
 from storage.questions import Question
@@ -46,8 +46,8 @@ async def rate(ctx: Context, payload: str) -> None:
             texts.RATED_RESOLVED.format(number=number), keyboards.main_menu(), appeal_number=number
         )
     else:
-        await notify_staff_and_moderators(
-            ctx, appeal, texts.UNRESOLVED_TO_STAFF.format(number=number)
+        ctx.outgoing += await to_staff_and_moderators(
+            ctx.tx, appeal, texts.UNRESOLVED_TO_STAFF.format(number=number)
         )
         ctx.reply(
             texts.RATED_UNRESOLVED.format(number=number),
@@ -72,8 +72,8 @@ async def answer_question(ctx: Context, question: Question) -> None:
     await ctx.tx.questions.answered(question.id, ctx.now)
     appeal = await ctx.tx.appeals.get(number)
     assert appeal is not None
-    await send_to_staff(
-        ctx,
+    ctx.outgoing += await to_staff(
+        ctx.tx,
         [question.asker],
         texts.RESIDENT_REPLY_TO_STAFF.format(
             number=number, text=neutralise_bidi(message.text) or texts.PHOTOS_ONLY

@@ -28,7 +28,7 @@ from handlers.dialogue.form import first_step
 from handlers.dialogue.steps import Finish, Goto, Prompt, Stay, Step, Transition
 from handlers.keyboards import CANCEL
 from handlers.messages import Button, Keyboard
-from handlers.notify import handlers_of, send_to_staff
+from handlers.notify import handlers_of, to_staff
 from handlers.settings import Limits
 from handlers.text_input import button_label, fold, is_one_of, neutralise_bidi, visible_length
 from storage.models import OPEN_STATUSES, Draft, Photo
@@ -163,9 +163,9 @@ class AdditionStep(Step):
             text=text or None,
             photos=photos,
         )
-        await send_to_staff(
-            ctx,
-            await handlers_of(ctx, appeal),
+        ctx.outgoing += await to_staff(
+            ctx.tx,
+            await handlers_of(ctx.tx, appeal),
             texts.ADDITION_TO_STAFF.format(
                 number=number, text=neutralise_bidi(text) or texts.PHOTOS_ONLY
             ),
