@@ -84,6 +84,8 @@ async def handle_staff(ctx: Context) -> None:
     if command is None:
         ctx.reply(texts.UNKNOWN_STAFF_COMMAND)
         return
+    # Which commands this person is offered (as /help lists them), answered before the
+    # arguments are read. It is not the authorization: each action checks that itself.
     if command.moderator_only and not member(ctx).moderator:
         ctx.reply(texts.MODERATOR_ONLY)
         return
