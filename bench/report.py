@@ -303,7 +303,7 @@ def _deadline_passes(path: Path) -> tuple[float, float, int]:
     from bot.app import handler_settings
     from bot.cli import example_config_path
     from bot.config import load_config
-    from handlers.deadlines import deadline_pass
+    from handlers.figures.deadlines import deadline_pass
 
     settings = handler_settings(load_config(example_config_path()))
     now = datetime(YEAR + 1, 1, 1, tzinfo=TZ).astimezone(UTC)

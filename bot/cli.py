@@ -27,8 +27,8 @@ from typing import TextIO
 
 from bot.config import Config, ConfigError, load_config
 from bot.logs import setup_logging
-from handlers.chart import ChartUnavailable, draw_chart, require_matplotlib
-from handlers.figures import (
+from handlers.figures.chart import ChartUnavailable, draw_chart, require_matplotlib
+from handlers.figures.report import (
     FIRST_DAY,
     LAST_DAY,
     PeriodError,
@@ -42,7 +42,7 @@ from handlers.figures import (
     report_rows,
     report_text,
 )
-from handlers.staff_args import parse_date
+from handlers.staff.args import parse_date
 from storage.migrate import available_migrations
 from storage.reports import ReportError, ReportQueries, connect_read_only
 
@@ -159,12 +159,12 @@ def _add_source_and_output(parser: argparse.ArgumentParser) -> None:
 def _date(text: str) -> date:
     try:
         return check_day(parse_date(text))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
-    except PeriodError:
+    except PeriodError:  # a ValueError too: first
         raise argparse.ArgumentTypeError(
             f"{text!r} is outside the dates reports cover ({FIRST_DAY} to {LAST_DAY})"
         ) from None
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:

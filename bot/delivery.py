@@ -16,9 +16,9 @@ from loguru import logger
 
 from bot.channels.base import Channel, SendError
 from bot.metrics import Metrics
-from handlers.delivery_failures import report_undeliverable
 from handlers.engine import Clock, utc_now
 from handlers.messages import Outgoing
+from handlers.staff.delivery_failures import report_undeliverable
 from storage.db import Database
 from storage.models import OutboxRow
 

@@ -1,5 +1,5 @@
 """The deadline scheduler (SPEC §8): inside `appeals-bot run`, a pass of
-`handlers.deadlines.deadline_pass` every PASS_SECONDS, which queues the reminders and
+`handlers.figures.deadlines.deadline_pass` every PASS_SECONDS, which queues the reminders and
 escalations that have fallen due and wakes the delivery worker.
 
 Every pass works from the database (what is due, what was already sent), so the schedule
@@ -17,8 +17,8 @@ from datetime import datetime
 
 from loguru import logger
 
-from handlers.deadlines import PassResult, deadline_pass
 from handlers.engine import Clock, utc_now
+from handlers.figures.deadlines import PassResult, deadline_pass
 from handlers.settings import HandlerSettings
 from storage.db import Database
 

@@ -1,16 +1,28 @@
 """What a handler gets for one update: the message, its sender, the open transaction, and a
-place to put replies. Prepared once by the engine, never fetched inside a handler."""
+place to put replies. Prepared once by the engine, never fetched inside a handler.
+
+`Work` is the part that needs no message: what a staff action runs in, whichever way it is
+called (a chat command, a quoted reply, later a dashboard form)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from handlers.messages import Incoming, Keyboard, Outgoing, Photo
+from handlers.messages import Incoming, Keyboard, Outgoing
 from handlers.settings import HandlerSettings
 from storage.db import Tx
 from storage.models import Resident
 from storage.staff import StaffMember
+
+
+@dataclass(frozen=True)
+class Work:
+    """The unit of work: the open transaction, the deployment's settings, the time of it."""
+
+    tx: Tx
+    settings: HandlerSettings
+    now: datetime
 
 
 @dataclass
@@ -22,6 +34,10 @@ class Context:
     resident: Resident
     staff: StaffMember | None = None
     outgoing: list[Outgoing] = field(default_factory=list)
+
+    @property
+    def work(self) -> Work:
+        return Work(self.tx, self.settings, self.now)
 
     def reply(
         self,
@@ -40,16 +56,3 @@ class Context:
                 appeal_number=appeal_number,
             )
         )
-
-    def send(
-        self,
-        platform: str,
-        chat_id: str,
-        text: str,
-        keyboard: Keyboard | None = None,
-        *,
-        photos: tuple[Photo, ...] = (),
-        appeal_number: int | None = None,
-    ) -> None:
-        """Send to any chat on any platform (notifications, relayed answers)."""
-        self.outgoing.append(Outgoing(platform, chat_id, text, keyboard, photos, appeal_number))

@@ -16,11 +16,11 @@ from loguru import logger
 
 from handlers import texts
 from handlers.context import Context
+from handlers.dialogue.resident import handle_resident, withdrawal
 from handlers.flood import FloodGuard, Verdict
 from handlers.messages import Incoming, Outgoing
-from handlers.resident import handle_resident, withdrawal
 from handlers.settings import HandlerSettings
-from handlers.staff_router import handle_staff
+from handlers.staff.router import handle_staff
 from handlers.text_input import clean_text
 from storage.db import Database
 

@@ -19,7 +19,21 @@ CANCEL = Button(texts.CANCEL, "nav:cancel")
 SKIP = Button(texts.SKIP, "skip")
 DONE = Button(texts.DONE, "done")
 
+RATE_PREFIX = "rate:"
 MENU_PAYLOADS = frozenset(b.payload for b in (NEW, MINE, HELP, FORGET))
+
+
+def rating_keyboard(number: int) -> Keyboard:
+    """Shown under an answer. Not numbered: typed «1» in the menu stays «Подать обращение»."""
+    return Keyboard(
+        rows=(
+            (
+                Button(texts.RESOLVED, f"{RATE_PREFIX}{number}:yes"),
+                Button(texts.UNRESOLVED, f"{RATE_PREFIX}{number}:no"),
+            ),
+        ),
+        inline=True,
+    )
 
 
 def main_menu() -> Keyboard:

@@ -1,5 +1,9 @@
 """Who is told about an appeal, and in which chat: administrators of its settlement (the
-moderators when it has none), moderators for escalations, the resident in their own chat."""
+moderators when it has none), moderators for escalations, the resident in their own chat.
+
+Shared by the resident dialogue (a new appeal, an addition, «Вопрос не решён») and by staff
+actions (an answer, a hand-over). Each function returns the messages; the caller decides
+where they go (the context of a chat update, the outcome of an action)."""
 
 from __future__ import annotations
 
@@ -7,9 +11,9 @@ from loguru import logger
 
 from handlers import texts
 from handlers.appeal_view import card, settlement_title
-from handlers.context import Context
+from handlers.context import Work
 from handlers.identity import split_identity
-from handlers.messages import Keyboard
+from handlers.messages import Keyboard, Outgoing
 from storage.db import Tx
 from storage.models import Appeal, Photo
 
@@ -22,61 +26,55 @@ async def chat_of(tx: Tx, identity: str) -> tuple[str, str]:
     return platform, known.chat_id if known else user_id
 
 
-async def send_to_staff(
-    ctx: Context,
+async def to_staff(
+    tx: Tx,
     identities: list[str],
     text: str,
     appeal: Appeal,
     *,
     photos: tuple[Photo, ...] = (),
-) -> None:
-    for identity in dict.fromkeys(identities):  # each person once, in order
-        platform, chat = await chat_of(ctx.tx, identity)
-        ctx.send(
-            platform,
-            chat,
-            text,
-            photos=photos,
-            appeal_number=appeal.number,
-        )
+) -> list[Outgoing]:
+    """The same message about `appeal` to each person once, in order."""
+    messages = []
+    for identity in dict.fromkeys(identities):
+        platform, chat = await chat_of(tx, identity)
+        messages.append(Outgoing(platform, chat, text, photos=photos, appeal_number=appeal.number))
+    return messages
 
 
-async def handlers_of(ctx: Context, appeal: Appeal) -> list[str]:
+async def handlers_of(tx: Tx, appeal: Appeal) -> list[str]:
     """The administrators of the appeal's settlement, or the moderators if there are none."""
-    admins = await ctx.tx.staff.admins_of(appeal.settlement)
-    return admins or await ctx.tx.staff.moderators()
+    admins = await tx.staff.admins_of(appeal.settlement)
+    return admins or await tx.staff.moderators()
 
 
-async def notify_settlement(ctx: Context, appeal: Appeal, title: str = texts.CARD_NEW) -> None:
+async def settlement_notice(
+    work: Work, appeal: Appeal, title: str = texts.CARD_NEW
+) -> list[Outgoing]:
     """The card of §5 to every administrator of the settlement; never nobody told."""
-    admins = await ctx.tx.staff.admins_of(appeal.settlement)
-    text = card(ctx.settings, appeal, title)
+    admins = await work.tx.staff.admins_of(appeal.settlement)
+    text = card(work.settings, appeal, title)
     recipients = admins
     if not admins:
-        recipients = await ctx.tx.staff.moderators()
-        text = (
-            texts.CARD_NO_ADMIN.format(settlement=settlement_title(ctx.settings, appeal.settlement))
-            + "\n\n"
-            + text
-        )
+        recipients = await work.tx.staff.moderators()
+        settlement = settlement_title(work.settings, appeal.settlement)
+        text = texts.CARD_NO_ADMIN.format(settlement=settlement) + "\n\n" + text
     if not recipients:
         logger.error(
             "appeal №{} has nobody to notify: no administrator of {} and no moderator",
             appeal.number,
             appeal.settlement,
         )
-        return
-    await send_to_staff(ctx, recipients, text, appeal, photos=appeal.photos)
+        return []
     logger.info("appeal №{} notified to {} staff", appeal.number, len(recipients))
+    return await to_staff(work.tx, recipients, text, appeal, photos=appeal.photos)
 
 
-async def notify_staff_and_moderators(ctx: Context, appeal: Appeal, text: str) -> None:
-    admins = await ctx.tx.staff.admins_of(appeal.settlement)
-    await send_to_staff(ctx, [*admins, *await ctx.tx.staff.moderators()], text, appeal)
+async def to_staff_and_moderators(tx: Tx, appeal: Appeal, text: str) -> list[Outgoing]:
+    admins = await tx.staff.admins_of(appeal.settlement)
+    return await to_staff(tx, [*admins, *await tx.staff.moderators()], text, appeal)
 
 
-def tell_resident(
-    ctx: Context, appeal: Appeal, text: str, keyboard: Keyboard | None = None
-) -> None:
+def to_resident(appeal: Appeal, text: str, keyboard: Keyboard | None = None) -> Outgoing:
     """A message into the resident's own chat on the resident's own platform."""
-    ctx.send(appeal.platform, appeal.chat_id, text, keyboard, appeal_number=appeal.number)
+    return Outgoing(appeal.platform, appeal.chat_id, text, keyboard, appeal_number=appeal.number)

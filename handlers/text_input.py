@@ -95,7 +95,7 @@ def pressed_button(message: Incoming, keyboard: Keyboard) -> Button | None:
 
 
 # Every fixed label of the dialogue's buttons but the main menu's (those do what they say
-# wherever they are typed, handlers/resident.py) and «Отмена» (a global word).
+# wherever they are typed, handlers/dialogue/resident.py) and «Отмена» (a global word).
 _DIALOGUE_LABELS = frozenset(
     fold(label)
     for label in (
@@ -152,3 +152,12 @@ def normalize_phone(text: str) -> str | None:
     if digits[0] not in "3489":  # Russian geographic (3, 4, 8) and mobile (9) codes
         return None
     return "+7" + digits
+
+
+def split_command(text: str) -> tuple[str, str]:
+    """`/reply@bot 57 текст` → ("reply", "57 текст"); the rest keeps its line breaks."""
+    head, _, rest = text.strip().partition(" ")
+    if "\n" in head:
+        head, _, more = head.partition("\n")
+        rest = more + (" " + rest if rest else "")
+    return head[1:].split("@")[0].casefold(), rest.strip()

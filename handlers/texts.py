@@ -56,7 +56,7 @@ TYPED_ALIASES: dict[str, tuple[str, ...]] = {
     UNRESOLVED: ("не решен", "нет не решен"),
 }
 # Greetings a first message may open with; what follows them decides whether the message
-# already describes a problem (handlers/offers.py, `describes_problem`).
+# already describes a problem (handlers/dialogue/offers.py, `describes_problem`).
 GREETINGS = (
     "здравствуйте",
     "здравствуй",
@@ -94,7 +94,7 @@ GREETING = (
     "в течение {hours} ч.\n\nВыберите, что вы хотите сделать."
 )
 MENU_AGAIN = "Чем ещё можем помочь?"
-# A first message that already describes a problem (handlers/offers.py, IntakeStep).
+# A first message that already describes a problem (handlers/dialogue/offers.py, IntakeStep).
 INTAKE_GREETING = (
     "Здравствуйте! Это канал обратной связи: {bot_name}. Ответ на обращение придёт "
     "в этот же чат в течение {hours} ч."
@@ -591,7 +591,7 @@ CHART_ON_TIME = "Отвечено в срок, %"
 MONTHS_SHORT = ("янв", "фев", "мар", "апр", "май", "июн", "июл", "авг", "сен", "окт", "ноя", "дек")
 
 # --- issue 14: CLI and demo ---
-# /stats with a date the calendar of reports does not cover (handlers/figures.py).
+# /stats with a date the calendar of reports does not cover (handlers/figures/report.py).
 DATE_OUT_OF_RANGE = "Дата «{text}» вне допустимого диапазона: с {first} по {last}."
 # The register's «Ответ в срок» for an appeal not answered yet whose deadline is ahead.
 REGISTER_NOT_DUE_YET = "срок не истёк"

@@ -13,7 +13,7 @@ import pytest
 import bot.scheduler
 from bot.app import App, handler_settings
 from handlers import texts
-from handlers.deadlines import deadline_pass
+from handlers.figures.deadlines import deadline_pass
 from tests.conftest import Clock, Harness, Person, office_config
 from tests.flows import file_appeal
 

@@ -17,9 +17,9 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from handlers import texts
-from handlers.form import MAX_NAME, MAX_PLACE
+from handlers.dialogue.form import MAX_NAME, MAX_PLACE
+from handlers.dialogue.resident import STEPS
 from handlers.messages import Button, Location, Photo
-from handlers.resident import STEPS
 from handlers.text_input import visible_length
 from tests.conftest import Clock, Harness, Person, make_config
 

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from handlers import texts
-from handlers.figures import duration, month_bounds, number, percent, period_bounds, plural
+from handlers.figures.report import duration, month_bounds, number, percent, period_bounds, plural
 from storage.db import Database
 from storage.reports import Figures, ReportQueries, connect_read_only
 from tests.conftest import Harness, Person

@@ -12,7 +12,7 @@ import pytest
 
 from bot.config import Config
 from handlers import texts
-from handlers.form import MAX_NAME
+from handlers.dialogue.form import MAX_NAME
 from handlers.messages import Location, Photo
 from storage.models import Appeal, Draft, Status
 from tests.conftest import Harness, Person, make_config
@@ -104,7 +104,7 @@ async def file_appeal(person: Person, description: str = DESCRIPTION) -> int:
 
 
 async def reach(person: Person, step: str, description: str = DESCRIPTION) -> None:
-    """Walk `person` to `step` (a step name of handlers.resident.STEPS, or "menu")."""
+    """Walk `person` to `step` (a step name of handlers.dialogue.resident.STEPS, or "menu")."""
     if step == "menu":
         await person.say("Начать")
         return

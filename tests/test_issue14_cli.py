@@ -22,7 +22,7 @@ from bench.__main__ import main as bench_main
 from bot.channels.console import PHOTO_URL_MAX, ConsoleChannel, photo_url
 from bot.cli import BROKEN_PIPE_EXIT, example_config_path, main
 from handlers import texts
-from handlers.figures import PeriodError, Titles, period_bounds, register_row
+from handlers.figures.report import PeriodError, Titles, period_bounds, register_row
 from storage.db import Database
 from storage.reports import RegisterRow
 from tests.conftest import Harness, Person

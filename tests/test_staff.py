@@ -633,9 +633,9 @@ async def test_overdue_pages_too(office: Harness, moderator: Person) -> None:
 async def test_list_counts_up_to_a_limit(
     office: Harness, moderator: Person, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import handlers.staff
+    import handlers.staff.views
 
-    monkeypatch.setattr(handlers.staff, "COUNT_UP_TO", 5)
+    monkeypatch.setattr(handlers.staff.views, "COUNT_UP_TO", 5)
     await make_appeals(office, 6)
     await moderator.say("/list all")
     assert moderator.text.splitlines()[0] == "Обращения (все): больше 5"

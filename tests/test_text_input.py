@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from handlers.dialogue.offers import describes_problem
 from handlers.messages import Button, Incoming, Keyboard
-from handlers.offers import describes_problem
 from handlers.settings import Limits
 from handlers.text_input import (
     button_label,

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from bot.inbox import Inbox
 from bot.photos import PhotoUnavailable, fetch_url
@@ -15,9 +15,6 @@ from bot.web import WebServer
 from handlers.engine import Clock
 from handlers.messages import Incoming, Photo
 from storage.db import Database
-
-if TYPE_CHECKING:
-    from bot.channels.base import Channel
 
 
 class Intake(Protocol):
@@ -34,6 +31,14 @@ class Admit(Protocol):
     def __call__(self, message: Incoming, *, inbox_id: int | None = None) -> Awaitable[bool]: ...
 
 
+class PhotoSource(Protocol):
+    """What the runtime needs of a running channel: the bytes of a photo it received
+    (bot/channels/base.py `Channel.download`). A protocol, so that this module does not
+    import the channel base class, which imports this one."""
+
+    async def download(self, photo: Photo) -> bytes: ...
+
+
 @dataclass
 class Runtime:
     intake: Intake
@@ -42,7 +47,7 @@ class Runtime:
     web: WebServer
     clock: Clock
     inbox: Inbox
-    channels: Mapping[str, Channel] = field(default_factory=dict)
+    channels: Mapping[str, PhotoSource] = field(default_factory=dict)
     limiters: Mapping[str, RateLimiter] = field(default_factory=dict)
 
     @asynccontextmanager

@@ -1,6 +1,6 @@
 """The resident's side of the conversation (SPEC §4): main menu, help, «Мои обращения»
-(handlers/my_appeals.py), offers for what is written outside a dialogue
-(handlers/offers.py), resuming a draft, withdrawing consent, and the appeal form.
+(handlers/dialogue/my_appeals.py), offers for what is written outside a dialogue
+(handlers/dialogue/offers.py), resuming a draft, withdrawing consent, and the appeal form.
 
 The main menu's labels («Подать обращение», «Мои обращения», «Справка», «Удалить мои
 данные») do what they say whenever they come, typed or pressed, at any step: Telegram's
@@ -18,15 +18,20 @@ from loguru import logger
 
 from handlers import keyboards, texts
 from handlers.context import Context
-from handlers.feedback import RATE_PREFIX, answer_question, rate, rating_keyboard
-from handlers.form import FORM_STEPS, CategoryStep, first_step
-from handlers.keyboards import CANCEL, MENU_PAYLOADS
+from handlers.dialogue.feedback import answer_question, rate
+from handlers.dialogue.form import FORM_STEPS, CategoryStep, first_step
+from handlers.dialogue.my_appeals import MyAppealsStep, requested_page, show_my_appeals
+from handlers.dialogue.offers import AdditionStep, IntakeStep, make_offer, new_appeal_data
+from handlers.dialogue.steps import Finish, Goto, Prompt, Stay, Step, Transition
+from handlers.keyboards import CANCEL, MENU_PAYLOADS, RATE_PREFIX, rating_keyboard
 from handlers.messages import Button, Keyboard
-from handlers.my_appeals import MyAppealsStep, requested_page, show_my_appeals
-from handlers.offers import AdditionStep, IntakeStep, make_offer, new_appeal_data
-from handlers.staff_args import split_command
-from handlers.steps import Finish, Goto, Prompt, Stay, Step, Transition
-from handlers.text_input import button_label, is_one_of, pressed_button, visible_length
+from handlers.text_input import (
+    button_label,
+    is_one_of,
+    pressed_button,
+    split_command,
+    visible_length,
+)
 from storage.models import Draft
 
 # A resident who comes back to an unfinished form after this long is asked whether to

@@ -17,15 +17,6 @@ class UsageError(Exception):
     """The arguments do not fit the command; the person gets its usage line."""
 
 
-def split_command(text: str) -> tuple[str, str]:
-    """`/reply@bot 57 текст` → ("reply", "57 текст"); the rest keeps its line breaks."""
-    head, _, rest = text.strip().partition(" ")
-    if "\n" in head:
-        head, _, more = head.partition("\n")
-        rest = more + (" " + rest if rest else "")
-    return head[1:].split("@")[0].casefold(), rest.strip()
-
-
 def number_and_text(rest: str, *, text: str = "required") -> tuple[int, str]:
     """An appeal number, then free text: `text` is "required", "optional" or "none"."""
     match = _NUMBER.match(rest)

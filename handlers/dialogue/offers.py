@@ -24,12 +24,12 @@ from loguru import logger
 
 from handlers import keyboards, texts
 from handlers.context import Context
-from handlers.form import first_step
+from handlers.dialogue.form import first_step
+from handlers.dialogue.steps import Finish, Goto, Prompt, Stay, Step, Transition
 from handlers.keyboards import CANCEL
 from handlers.messages import Button, Keyboard
-from handlers.notify import handlers_of, send_to_staff
+from handlers.notify import handlers_of, to_staff
 from handlers.settings import Limits
-from handlers.steps import Finish, Goto, Prompt, Stay, Step, Transition
 from handlers.text_input import button_label, fold, is_one_of, neutralise_bidi, visible_length
 from storage.models import OPEN_STATUSES, Draft, Photo
 
@@ -163,9 +163,9 @@ class AdditionStep(Step):
             text=text or None,
             photos=photos,
         )
-        await send_to_staff(
-            ctx,
-            await handlers_of(ctx, appeal),
+        ctx.outgoing += await to_staff(
+            ctx.tx,
+            await handlers_of(ctx.tx, appeal),
             texts.ADDITION_TO_STAFF.format(
                 number=number, text=neutralise_bidi(text) or texts.PHOTOS_ONLY
             ),
@@ -196,5 +196,5 @@ class IntakeStep(Step):
         return Prompt(offer, Keyboard(rows=rows, numbered=True))
 
     async def handle(self, ctx: Context, draft: Draft, pressed: Button | None) -> Transition:
-        # The menu's buttons are answered before a step is (handlers/resident.py).
+        # The menu's buttons are answered before a step is (handlers/dialogue/resident.py).
         return keep(ctx, draft, texts.INTAKE_KEPT)

@@ -9,31 +9,15 @@ from loguru import logger
 
 from handlers import keyboards, texts
 from handlers.context import Context
-from handlers.messages import Button, Keyboard
-from handlers.notify import notify_staff_and_moderators, send_to_staff
+from handlers.notify import to_staff, to_staff_and_moderators
 from handlers.text_input import neutralise_bidi
 from storage.models import Status
 from storage.questions import Question
 
-RATE_PREFIX = "rate:"
-
-
-def rating_keyboard(number: int) -> Keyboard:
-    """Shown under an answer. Not numbered: typed «1» in the menu stays «Подать обращение»."""
-    return Keyboard(
-        rows=(
-            (
-                Button(texts.RESOLVED, f"{RATE_PREFIX}{number}:yes"),
-                Button(texts.UNRESOLVED, f"{RATE_PREFIX}{number}:no"),
-            ),
-        ),
-        inline=True,
-    )
-
 
 async def rate(ctx: Context, payload: str) -> None:
     """Apply a rating button. Forged or foreign payloads get the stale-button hint."""
-    _, _, rest = payload.partition(RATE_PREFIX)
+    _, _, rest = payload.partition(keyboards.RATE_PREFIX)
     number_text, _, verdict = rest.partition(":")
     appeal = None
     if number_text.isdigit() and len(number_text) <= 9 and verdict in ("yes", "no"):
@@ -62,8 +46,8 @@ async def rate(ctx: Context, payload: str) -> None:
             texts.RATED_RESOLVED.format(number=number), keyboards.main_menu(), appeal_number=number
         )
     else:
-        await notify_staff_and_moderators(
-            ctx, appeal, texts.UNRESOLVED_TO_STAFF.format(number=number)
+        ctx.outgoing += await to_staff_and_moderators(
+            ctx.tx, appeal, texts.UNRESOLVED_TO_STAFF.format(number=number)
         )
         ctx.reply(
             texts.RATED_UNRESOLVED.format(number=number),
@@ -88,8 +72,8 @@ async def answer_question(ctx: Context, question: Question) -> None:
     await ctx.tx.questions.answered(question.id, ctx.now)
     appeal = await ctx.tx.appeals.get(number)
     assert appeal is not None
-    await send_to_staff(
-        ctx,
+    ctx.outgoing += await to_staff(
+        ctx.tx,
         [question.asker],
         texts.RESIDENT_REPLY_TO_STAFF.format(
             number=number, text=neutralise_bidi(message.text) or texts.PHOTOS_ONLY

@@ -15,7 +15,7 @@ from datetime import date
 from pathlib import Path
 
 from handlers import texts
-from handlers.figures import Titles
+from handlers.figures.report import Titles
 from storage.reports import MonthFigures
 
 INSTALL_HINT = "pip install -e '.[chart]'"

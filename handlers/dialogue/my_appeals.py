@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from handlers import keyboards, texts
 from handlers.context import Context
+from handlers.dialogue.steps import Prompt, Stay, Step, Transition
 from handlers.formatting import local_date, shorten, status_title
 from handlers.messages import Button, Keyboard
-from handlers.steps import Prompt, Stay, Step, Transition
 from handlers.text_input import pressed_button
 from storage.models import Draft
 
@@ -35,7 +35,7 @@ def page_keyboard(before: int | None) -> Keyboard:
 
 class MyAppealsStep(Step):
     """A bookmark, not a question: the list has a next page. «Ещё» shows it; anything else
-    drops the bookmark and is taken as if it had not been there (handlers/resident.py)."""
+    drops the bookmark and is taken as if it had not been there (handlers/dialogue/resident.py)."""
 
     name = "mine"
     form = False

@@ -6,12 +6,13 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from handlers import moderation, staff, texts
+from handlers import texts
 from handlers.appeal_view import settlement_title
 from handlers.context import Context
-from handlers.staff import continue_listing, member, reply_to_resident
-from handlers.staff_args import UsageError, split_command
-from handlers.text_input import is_one_of, visible_length
+from handlers.staff import actions, commands, views
+from handlers.staff.args import UsageError
+from handlers.staff.views import continue_listing, member
+from handlers.text_input import is_one_of, split_command, visible_length
 from storage.staff import StaffMember
 
 CommandFn = Callable[[Context, str], Awaitable[None]]
@@ -36,19 +37,19 @@ def help_text(staff: StaffMember) -> str:
 
 COMMANDS: dict[str, Command] = {
     "help": Command(cmd_help),
-    "list": Command(staff.cmd_list),
-    "show": Command(staff.cmd_show),
-    "take": Command(staff.cmd_take),
-    "reply": Command(staff.cmd_reply),
-    "ask": Command(staff.cmd_ask),
-    "close": Command(staff.cmd_close),
-    "assign": Command(moderation.cmd_assign, moderator_only=True),
-    "reject": Command(moderation.cmd_reject, moderator_only=True),
-    "ban": Command(moderation.cmd_ban, moderator_only=True),
-    "unban": Command(moderation.cmd_unban, moderator_only=True),
-    "staff": Command(moderation.cmd_staff, moderator_only=True),
-    "stats": Command(moderation.cmd_stats, moderator_only=True),
-    "overdue": Command(moderation.cmd_overdue, moderator_only=True),
+    "list": Command(views.cmd_list),
+    "show": Command(views.cmd_show),
+    "take": Command(commands.cmd_take),
+    "reply": Command(commands.cmd_reply),
+    "ask": Command(commands.cmd_ask),
+    "close": Command(commands.cmd_close),
+    "assign": Command(commands.cmd_assign, moderator_only=True),
+    "reject": Command(commands.cmd_reject, moderator_only=True),
+    "ban": Command(commands.cmd_ban, moderator_only=True),
+    "unban": Command(commands.cmd_unban, moderator_only=True),
+    "staff": Command(commands.cmd_staff, moderator_only=True),
+    "stats": Command(views.cmd_stats, moderator_only=True),
+    "overdue": Command(views.cmd_overdue, moderator_only=True),
 }
 
 
@@ -69,7 +70,7 @@ async def handle_staff(ctx: Context) -> None:
             message.platform, message.chat_id, message.reply_to
         )
         if number is not None:
-            await reply_to_resident(ctx, number, text)
+            commands.tell(ctx, await actions.reply(ctx.work, member(ctx), number, text))
             return
     if is_one_of(text, texts.MENU_WORDS):
         staff = member(ctx)
@@ -83,6 +84,8 @@ async def handle_staff(ctx: Context) -> None:
     if command is None:
         ctx.reply(texts.UNKNOWN_STAFF_COMMAND)
         return
+    # Which commands this person is offered (as /help lists them), answered before the
+    # arguments are read. It is not the authorization: each action checks that itself.
     if command.moderator_only and not member(ctx).moderator:
         ctx.reply(texts.MODERATOR_ONLY)
         return

@@ -15,7 +15,7 @@ Which deadline counts:
   to the resident;
 * after «Вопрос не решён» the resident is owed a new answer, so the appeal gets a new
   deadline `answer_within_hours` after that rating (stored when the rating is given,
-  handlers/feedback.py), with its own reminder and escalation. The registration deadline
+  handlers/dialogue/feedback.py), with its own reminder and escalation. The registration deadline
   does not change: the figures measure the first answer against it. /overdue and
   `/list overdue` use the same rule (storage/appeals.py, `_DUE`).
 
@@ -34,7 +34,7 @@ from loguru import logger
 
 from handlers import texts
 from handlers.appeal_view import category_title, settlement_title
-from handlers.figures import duration
+from handlers.figures.report import duration
 from handlers.formatting import local_time, shorten, status_title, utc_offset
 from handlers.messages import Outgoing
 from handlers.notify import chat_of

@@ -1,29 +1,27 @@
-"""Settlement administrators' commands (SPEC §5) and what moderators' commands share.
+"""What staff read (SPEC §5, §6): the lists (/list, /overdue, a page at a time), an appeal
+with its thread (/show), the figures (/stats) and the staff (/staff list).
 
-Every command is a thin function `(ctx, args) -> None` registered in COMMANDS; what it needs
-(the staff member, the transaction) is already in the context. An administrator sees only
-the appeals of their settlements; a number outside them is answered exactly like a number
-that does not exist, so nothing leaks (SPEC §12).
+Every view is a thin function `(ctx, args) -> None` registered in handlers/staff/router.py.
+An administrator sees only the appeals of their settlements; a number outside them is
+answered exactly like a number that does not exist, so nothing leaks (SPEC §12).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
-
-from loguru import logger
+from datetime import date, datetime
 
 from handlers import texts
-from handlers.appeal_view import FINISHED, card, organisation, settlement_title, thread_lines
+from handlers.appeal_view import card, settlement_title, thread_lines
 from handlers.context import Context
-from handlers.feedback import rating_keyboard
-from handlers.formatting import local_date, local_time, status_title, status_word
+from handlers.figures.report import PeriodError, Titles, period_bounds, stats_text
+from handlers.formatting import local_date, local_time, status_title
 from handlers.messages import Button, Keyboard
-from handlers.notify import tell_resident
-from handlers.staff_args import UsageError, number_and_text, split_after
+from handlers.staff import actions
+from handlers.staff.args import UsageError, number_and_text, parse_date, split_after
 from handlers.text_input import fold
 from storage.models import Appeal, Draft, Status
-from storage.staff import StaffMember
+from storage.staff import MODERATOR, StaffMember
 
 LIST_LIMIT = 30
 # Lists say how many appeals they hold up to this many; past it, «больше 1000» (a count of
@@ -49,48 +47,16 @@ def member(ctx: Context) -> StaffMember:
 
 
 async def visible_appeal(ctx: Context, number: int) -> Appeal | None:
-    """The appeal if this staff member may act on it; otherwise a refusal that does not tell
+    """The appeal if this staff member may see it; otherwise the refusal that does not tell
     whether it exists in another settlement."""
-    appeal = await ctx.tx.appeals.get(number)
-    if appeal is None or not member(ctx).may_act_on(appeal.settlement):
+    appeal = await actions.visible_appeal(ctx.work, member(ctx), number)
+    if appeal is None:
         ctx.reply(texts.APPEAL_NOT_FOUND.format(number=number))
-        logger.info("staff {} refused appeal №{}", ctx.message.identity, number)
-        return None
     return appeal
-
-
-async def open_appeal(ctx: Context, number: int) -> Appeal | None:
-    """As visible_appeal, and not closed or rejected."""
-    appeal = await visible_appeal(ctx, number)
-    if appeal is not None and appeal.status in FINISHED:
-        ctx.reply(texts.APPEAL_FINISHED.format(number=number, status=status_word(appeal.status)))
-        return None
-    return appeal
-
-
-async def change_status(ctx: Context, appeal: Appeal, status: Status, note: str | None) -> None:
-    await ctx.tx.appeals.set_status(appeal.number, status, ctx.now)
-    await ctx.tx.thread.add(
-        appeal.number,
-        kind="status",
-        author=ctx.message.identity,
-        now=ctx.now,
-        status=status,
-        text=note,
-    )
 
 
 async def audit(ctx: Context, action: str, number: int | None = None, details: str = "") -> None:
-    await ctx.tx.audit.add(
-        ctx.message.identity, action, ctx.now, appeal_number=number, details=details or None
-    )
-    logger.info(
-        "staff action {} by {} appeal №{} platform={}",
-        action,
-        ctx.message.identity,
-        number if number is not None else "-",
-        ctx.message.platform,
-    )
+    await actions.audit(ctx.work, member(ctx), action, number, details)
 
 
 # --- commands --------------------------------------------------------------------------
@@ -260,75 +226,61 @@ async def cmd_show(ctx: Context, args: str) -> None:
     await audit(ctx, "show", number)
 
 
-async def cmd_take(ctx: Context, args: str) -> None:
-    number, _ = number_and_text(args, text="none")
-    appeal = await open_appeal(ctx, number)
-    if appeal is None:
+async def staff_list(ctx: Context) -> None:
+    rows = await ctx.tx.staff.all()
+    if not rows:
+        ctx.reply(texts.STAFF_EMPTY)
         return
-    if appeal.status == Status.IN_PROGRESS:
-        ctx.reply(texts.ALREADY_IN_PROGRESS.format(number=number))
-        return
-    await change_status(ctx, appeal, Status.IN_PROGRESS, None)
-    org = organisation(ctx.settings, appeal.settlement)
-    tell_resident(ctx, appeal, texts.TAKEN_TO_RESIDENT.format(number=number, organisation=org))
-    ctx.reply(texts.TAKEN.format(number=number), appeal_number=number)
-    await audit(ctx, "take", number)
+    lines = [texts.STAFF_LIST_TITLE]
+    for row in rows:
+        source = texts.STAFF_FROM_CONFIG if row.source == "config" else ""
+        if row.role == MODERATOR:
+            lines.append(texts.STAFF_LIST_MODERATOR.format(identity=row.identity, source=source))
+        else:
+            lines.append(
+                texts.STAFF_LIST_ADMIN.format(
+                    identity=row.identity,
+                    settlement=settlement_title(ctx.settings, row.settlement),
+                    source=source,
+                )
+            )
+    ctx.reply("\n".join(lines))
 
 
-async def reply_to_resident(ctx: Context, number: int, text: str) -> None:
-    """The official answer: into the thread, status «Отвечено», to the resident's own chat
-    with the organisation's name and the rating buttons."""
-    appeal = await open_appeal(ctx, number)
-    if appeal is None:
-        return
-    await ctx.tx.appeals.record_answer(number, ctx.now)
-    await ctx.tx.thread.add(
-        number, kind="answer", author=ctx.message.identity, now=ctx.now, text=text
-    )
-    org = organisation(ctx.settings, appeal.settlement)
-    tell_resident(
-        ctx,
-        appeal,
-        texts.ANSWER_TO_RESIDENT.format(number=number, organisation=org, text=text)
-        + "\n\n"
-        + texts.RATE_PROMPT,
-        rating_keyboard(number),
-    )
-    ctx.reply(texts.REPLIED.format(number=number), appeal_number=number)
-    await audit(ctx, "reply", number)
+def _period(ctx: Context, args: str) -> tuple[date, date]:
+    """[С] [ПО] in local dates; by default from the start of this year to today."""
+    parts = args.split()
+    if len(parts) > 2:
+        raise UsageError
+    today = ctx.now.astimezone(ctx.settings.timezone).date()
+    try:
+        dates = [parse_date(part) for part in parts]
+    except ValueError as error:
+        raise UsageError(texts.BAD_DATE.format(text=error.args[0])) from None
+    start = dates[0] if dates else today.replace(month=1, day=1)
+    end = dates[1] if len(dates) > 1 else today
+    if start > end:
+        raise UsageError(texts.BAD_PERIOD)
+    return start, end
 
 
-async def cmd_reply(ctx: Context, args: str) -> None:
-    number, text = number_and_text(args)
-    await reply_to_resident(ctx, number, text)
+async def cmd_stats(ctx: Context, args: str) -> None:
+    """SPEC §9 for a period of local days, compactly (handlers/figures/report.py)."""
+    start, end = _period(ctx, args)
+    try:
+        since, until = period_bounds(start, end, ctx.settings.timezone)
+    except PeriodError as error:
+        raise UsageError(*error.args) from None
+    figures = await ctx.tx.appeals.figures(since, until)
+    ctx.reply(stats_text(Titles.of(ctx.settings), figures, start, end))
+    await audit(ctx, "stats", details=f"{start} {end}")
 
 
-async def cmd_ask(ctx: Context, args: str) -> None:
-    number, text = number_and_text(args)
-    appeal = await open_appeal(ctx, number)
-    if appeal is None:
-        return
-    await ctx.tx.thread.add(
-        number, kind="question", author=ctx.message.identity, now=ctx.now, text=text
-    )
-    await ctx.tx.questions.ask(number, appeal.resident_id, ctx.message.identity, ctx.now)
-    org = organisation(ctx.settings, appeal.settlement)
-    tell_resident(
-        ctx, appeal, texts.QUESTION_TO_RESIDENT.format(number=number, organisation=org, text=text)
-    )
-    ctx.reply(texts.ASKED.format(number=number), appeal_number=number)
-    await audit(ctx, "ask", number)
-
-
-async def cmd_close(ctx: Context, args: str) -> None:
-    number, comment = number_and_text(args, text="optional")
-    appeal = await open_appeal(ctx, number)
-    if appeal is None:
-        return
-    await change_status(ctx, appeal, Status.CLOSED, comment or None)
-    notice = texts.CLOSED_TO_RESIDENT.format(number=number)
-    if comment:
-        notice += "\n" + texts.CLOSED_COMMENT.format(comment=comment)
-    tell_resident(ctx, appeal, notice)
-    ctx.reply(texts.CLOSED.format(number=number), appeal_number=number)
-    await audit(ctx, "close", number, comment)
+async def cmd_overdue(ctx: Context, args: str) -> None:
+    """`/overdue [после N]`: appeals waiting for an answer past their current deadline, the
+    longest overdue first, a page at a time; a reopened appeal counts from its new deadline
+    (storage/appeals.py, `_DUE`), exactly as `/list overdue` and the reminders do."""
+    rest, after = split_after(args)
+    if rest:
+        raise UsageError
+    await show_listing(ctx, Listing("overdue", "overdue"), after)

@@ -17,7 +17,6 @@ from zoneinfo import ZoneInfo
 from handlers import texts
 from handlers.formatting import local_time
 from handlers.settings import HandlerSettings
-from handlers.staff_args import UsageError
 from storage.reports import Counts, Figures, RegisterRow
 
 TOP_CATEGORIES = 3
@@ -72,9 +71,9 @@ FIRST_DAY = date(1900, 1, 1)
 LAST_DAY = date(2999, 12, 31)
 
 
-class PeriodError(UsageError):
-    """A date outside FIRST_DAY..LAST_DAY; the text is for the person who typed it. A
-    UsageError, so /stats answers it with its usage line like any other bad date."""
+class PeriodError(ValueError):
+    """A date outside FIRST_DAY..LAST_DAY; the text is for the person who typed it (/stats
+    answers it with its usage line like any other bad date)."""
 
 
 def day_text(day: date) -> str:

@@ -9,11 +9,11 @@ from typing import Any
 
 from handlers import keyboards, texts
 from handlers.context import Context
+from handlers.dialogue.registration import register_appeal
+from handlers.dialogue.steps import Finish, Goto, Prompt, Stay, Step, Transition
 from handlers.formatting import shorten
 from handlers.keyboards import SKIP, nav_row, one_per_row
 from handlers.messages import Button, Keyboard, Location
-from handlers.registration import register_appeal
-from handlers.steps import Finish, Goto, Prompt, Stay, Step, Transition
 from handlers.text_input import clean_text, normalize_phone, visible_length
 from storage.models import Draft
 

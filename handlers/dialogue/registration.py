@@ -9,7 +9,7 @@ from loguru import logger
 from handlers import keyboards, texts
 from handlers.context import Context
 from handlers.formatting import local_time, utc_offset
-from handlers.notify import notify_settlement
+from handlers.notify import settlement_notice
 from storage.models import Appeal, Draft, Photo
 
 
@@ -52,7 +52,7 @@ async def register_appeal(ctx: Context, draft: Draft) -> Appeal:
         keyboards.main_menu(),
         appeal_number=appeal.number,
     )
-    await notify_settlement(ctx, appeal)
+    ctx.outgoing += await settlement_notice(ctx.work, appeal)
     logger.info(
         "appeal №{} registered platform={} category={} settlement={}",
         appeal.number,

@@ -1,0 +1,96 @@
+"""Staff commands that act (SPEC §5, §6): each parses its text into a call of the action in
+handlers/staff/actions.py and passes on what the action returns. Nothing here decides who
+may do what: the action does."""
+
+from __future__ import annotations
+
+from handlers import texts
+from handlers.context import Context
+from handlers.identity import PLATFORMS
+from handlers.staff import actions
+from handlers.staff.actions import Outcome
+from handlers.staff.args import UsageError, identity_and_text, number_and_text
+from handlers.staff.views import member, staff_list
+from storage.staff import MODERATOR
+
+
+def tell(ctx: Context, outcome: Outcome) -> None:
+    """The action's messages, then its answer into the chat of the official who acted."""
+    ctx.outgoing.extend(outcome.messages)
+    ctx.reply(outcome.text, appeal_number=outcome.number)
+
+
+async def cmd_take(ctx: Context, args: str) -> None:
+    number, _ = number_and_text(args, text="none")
+    tell(ctx, await actions.take(ctx.work, member(ctx), number))
+
+
+async def cmd_reply(ctx: Context, args: str) -> None:
+    number, text = number_and_text(args)
+    tell(ctx, await actions.reply(ctx.work, member(ctx), number, text))
+
+
+async def cmd_ask(ctx: Context, args: str) -> None:
+    number, text = number_and_text(args)
+    tell(ctx, await actions.ask(ctx.work, member(ctx), number, text))
+
+
+async def cmd_close(ctx: Context, args: str) -> None:
+    number, comment = number_and_text(args, text="optional")
+    tell(ctx, await actions.close(ctx.work, member(ctx), number, comment))
+
+
+async def cmd_assign(ctx: Context, args: str) -> None:
+    number, code = number_and_text(args)
+    if " " in code or "\n" in code:
+        raise UsageError
+    tell(ctx, await actions.assign(ctx.work, member(ctx), number, code))
+
+
+async def cmd_reject(ctx: Context, args: str) -> None:
+    number, reason = number_and_text(args)
+    tell(ctx, await actions.reject(ctx.work, member(ctx), number, reason))
+
+
+def _identity(rest: str) -> tuple[str, str]:
+    try:
+        return identity_and_text(rest)
+    except UsageError as error:
+        if error.args:  # an identity was given but is malformed: say how to write one
+            raise UsageError(texts.BAD_IDENTITY.format(platforms=", ".join(PLATFORMS))) from None
+        raise
+
+
+async def cmd_ban(ctx: Context, args: str) -> None:
+    identity, reason = _identity(args)
+    tell(ctx, await actions.ban(ctx.work, member(ctx), identity, reason))
+
+
+async def cmd_unban(ctx: Context, args: str) -> None:
+    identity, rest = _identity(args)
+    if rest:
+        raise UsageError
+    tell(ctx, await actions.unban(ctx.work, member(ctx), identity))
+
+
+async def cmd_staff(ctx: Context, args: str) -> None:
+    """`/staff list`, `/staff add <settlement_code|moderator> platform:id`,
+    `/staff remove platform:id`."""
+    action, _, rest = args.partition(" ")
+    action = action.casefold()
+    if action == "list" and not rest.strip():
+        await staff_list(ctx)
+    elif action == "add":
+        role_or_code, _, who = rest.strip().partition(" ")
+        identity, extra = _identity(who.strip())
+        if not role_or_code or extra:
+            raise UsageError
+        settlement = None if role_or_code == MODERATOR else role_or_code
+        tell(ctx, await actions.add_staff(ctx.work, member(ctx), identity, settlement))
+    elif action == "remove":
+        identity, extra = _identity(rest.strip())
+        if extra:
+            raise UsageError
+        tell(ctx, await actions.remove_staff(ctx.work, member(ctx), identity))
+    else:
+        raise UsageError
