@@ -132,8 +132,13 @@ class MaxChannel(Channel):
     platform = PLATFORM
     capabilities = Capabilities(buttons=True, photos=True, max_text=MAX_TEXT)
 
-    def __init__(self, config: MaxSection, **bot_settings: Any) -> None:
+    def __init__(
+        self, config: MaxSection, *, poll_interval: float = MIN_POLL_INTERVAL, **bot_settings: Any
+    ) -> None:
+        """`poll_interval`: least seconds between the starts of two polls; `bot_settings`:
+        maxapi Bot arguments (tests shorten its waits for an uploaded file)."""
         self._config = config
+        self._poll_interval = poll_interval
         self._bot = make_bot(config, **bot_settings)
         self._runtime: Runtime | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -239,7 +244,7 @@ class MaxChannel(Channel):
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, SETUP_BACKOFF_MAX)
                 continue
-            rest = MIN_POLL_INTERVAL - (loop.time() - started)
+            rest = self._poll_interval - (loop.time() - started)
             if rest > 0:
                 await asyncio.sleep(rest)
 

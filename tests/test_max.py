@@ -1,0 +1,300 @@
+"""The MAX channel end to end: maxapi doing real HTTP against the fake MAX Bot API on 127.0.0.1
+(tests/fakes/max.py, built from the official schema), the real app on a SQLite file (SPEC §13,
+issue 17). Every request the bot sent is checked against the schema's shapes at the end of each
+test (`fake` fixture)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.app import App
+from bot.channels.base import Channel
+from bot.channels.max import MARKER_KEY, MaxChannel
+from bot.channels.telegram import TelegramChannel
+from bot.channels.vk import VkChannel
+from bot.config import Config
+from handlers import texts
+from storage.models import Status
+from tests.conftest import Clock, make_config
+from tests.fakes import telegram as fake_tg
+from tests.fakes.max import (
+    ANSWER_CALLBACK,
+    GET_UPDATES,
+    GET_UPLOAD_URL,
+    SEND_MESSAGE,
+    TOKEN,
+    FakeMax,
+    SentMessage,
+)
+from tests.fakes.vk import FakeVK
+from tests.test_fake_max import problems
+
+RESIDENT = 40_213_377
+ADMIN = 51_000_001  # administrator of Сергино, on MAX
+MODERATOR = 51_000_009
+TG_ADMIN = 5002  # administrator of Андра, on Telegram
+VK_ADMIN = 600
+SECRET = "max-hook_Secret42"
+MENU = ["Подать обращение", "Мои обращения", "Справка"]
+
+
+class MaxPerson:
+    """Someone in a dialog with the bot on MAX; `say` / `press` return the bot's replies."""
+
+    def __init__(self, bot: MaxBot, user_id: int) -> None:
+        self.bot = bot
+        self.user_id = user_id
+
+    @property
+    def fake(self) -> FakeMax:
+        return self.bot.fake
+
+    @property
+    def inbox(self) -> list[SentMessage]:
+        return self.fake.messages_to(self.user_id)
+
+    @property
+    def text(self) -> str:
+        return "\n".join(m.text or "" for m in self.inbox[-3:])
+
+    @property
+    def labels(self) -> list[str]:
+        return self.inbox[-1].button_texts if self.inbox else []
+
+    async def _exchange(self, build: Callable[[bool], dict[str, Any]]) -> list[SentMessage]:
+        seen = len(self.inbox)
+        if self.bot.webhook_url:
+            update = build(False)
+            status, _ = await self.fake.post_webhook(self.bot.webhook_url, update, SECRET)
+            assert status == 200
+        else:
+            build(True)
+        await self.fake.wait_for(lambda: len(self.inbox) > seen, what="a reply")
+        await self.bot.app.settle()
+        return self.inbox[seen:]
+
+    async def start(self, payload: str | None = None) -> list[SentMessage]:
+        return await self._exchange(lambda push: self.fake.bot_started(self.user_id, payload, push=push))
+
+    async def say(self, text: str = "", **fields: Any) -> list[SentMessage]:
+        return await self._exchange(
+            lambda push: self.fake.message(self.user_id, text, push=push, **fields)
+        )
+
+    def button(self, label: str) -> tuple[SentMessage, dict[str, Any]]:
+        for message in reversed(self.inbox):
+            for row in message.buttons or []:
+                for button in row:
+                    if button.get("text") == label:
+                        return message, button
+        raise AssertionError(f"no button {label!r} shown to {self.user_id}")
+
+    async def press(self, label: str) -> list[SentMessage]:
+        message, button = self.button(label)
+        assert button["type"] == "callback"
+        return await self._exchange(
+            lambda push: self.fake.callback(
+                self.user_id, button["payload"], mid=message.mid, push=push
+            )
+        )
+
+
+class MaxBot:
+    def __init__(self, fake: FakeMax, config: Config, clock: Clock) -> None:
+        self.fake = fake
+        self.config = config
+        self.clock = clock
+        self.webhook_url = ""
+        self.extra: list[Channel] = []
+        self.app = App(config, [], clock=clock)
+
+    async def start(self, *extra: Channel) -> None:
+        self.extra = list(extra)
+        channel = MaxChannel(self.config.max, poll_interval=0, after_upload_retry_delay=0.01)
+        self.app = App(self.config, [channel, *extra], clock=self.clock)
+        await self.app.start()
+        if self.config.max.mode == "webhook":
+            self.webhook_url = f"http://127.0.0.1:{self.app.web.port}{self.config.max.webhook_path}"
+        else:
+            await self.fake.wait_polled()
+
+    async def restart(self) -> None:
+        await self.app.stop()
+        await self.start(*self.extra)
+
+    def person(self, user_id: int) -> MaxPerson:
+        return MaxPerson(self, user_id)
+
+
+def max_config(tmp_path: Path, fake: FakeMax, **section: Any) -> Config:
+    config = make_config(
+        tmp_path / "appeals.db",
+        # no pacing here: the limits are tested on their own (tests/test_burst.py)
+        max={
+            "enabled": True,
+            "token": TOKEN,
+            "api_url": fake.url,
+            "send_rate": 0,
+            "per_chat_rate": 0,
+            **section,
+        },
+        web={"port": 0},
+    )
+    admins = {"sergino": [f"max:{ADMIN}"], "andra": [f"tg:{TG_ADMIN}"], "talinka": [f"vk:{VK_ADMIN}"]}
+    settlements = [
+        s.model_copy(update={"admins": admins.get(s.code, [])}) for s in config.settlements
+    ]
+    moderators = config.moderators.model_copy(update={"ids": [f"max:{MODERATOR}"]})
+    return config.model_copy(update={"settlements": settlements, "moderators": moderators})
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeMax]:
+    server = FakeMax(hold_seconds=0.05)
+    await server.start()
+    for user_id in (ADMIN, MODERATOR):
+        server.add_user(user_id, "Ольга", "Сотрудник")  # the officials once pressed «Начать»
+    yield server
+    await server.stop()
+    assert server.errors == []
+    for call in server.calls_of(SEND_MESSAGE):  # the bot's requests have the schema's shapes
+        assert problems(call["json"], "NewMessageBody") == [], call["json"]
+    for call in server.calls_of(ANSWER_CALLBACK):
+        assert problems(call["json"], "CallbackAnswer") == []
+
+
+@pytest.fixture
+async def mx(tmp_path: Path, fake: FakeMax, clock: Clock) -> AsyncIterator[MaxBot]:
+    bot = MaxBot(fake, max_config(tmp_path, fake), clock)
+    await bot.start()
+    yield bot
+    await bot.app.stop()
+
+
+async def file_on_max(resident: MaxPerson, settlement: str = "Сергино") -> int:
+    await resident.start()
+    await resident.press("Подать обращение")
+    await resident.press("Согласен")
+    await resident.press("Дороги")
+    await resident.press(settlement)
+    await resident.say("Не горит фонарь у школы на Лесной")
+    await resident.press("Пропустить")  # place
+    await resident.press("Пропустить")  # photos
+    await resident.press("Оставить как есть")
+    await resident.press("Пропустить")  # phone
+    replies = await resident.press("Отправить")
+    return int((replies[0].text or "").split("№")[1].split()[0])
+
+
+async def appeal_of(bot: MaxBot, number: int) -> Any:
+    async with bot.app.db.transaction() as tx:
+        return await tx.appeals.get(number)
+
+
+# --- the dialogue on MAX ---------------------------------------------------------------------
+
+
+async def test_the_start_shows_the_menu_as_callback_buttons(mx: MaxBot) -> None:
+    resident = mx.person(RESIDENT)
+    [greeting] = await resident.start()
+    assert "канал обратной связи" in (greeting.text or "")
+    assert resident.labels == MENU
+    assert {b["type"] for row in greeting.buttons or [] for b in row} == {"callback"}
+    assert greeting.query == {"user_id": str(RESIDENT)}
+
+
+async def test_a_resident_files_by_pressing_buttons(mx: MaxBot) -> None:
+    resident = mx.person(RESIDENT)
+    number = await file_on_max(resident)
+    appeal = await appeal_of(mx, number)
+    assert (appeal.platform, appeal.chat_id) == ("max", str(RESIDENT))
+    assert appeal.contact_name == "Иван Петров"
+    assert appeal.category == "roads" and appeal.settlement == "sergino"
+    assert f"Обращение №{number} зарегистрировано" in resident.text
+    assert resident.labels == MENU
+    # every press was answered (POST /answers), so MAX stops showing it as pending
+    await mx.fake.wait_for(lambda: len(mx.fake.callback_answers) == 9, what="callback answers")
+    [card] = mx.fake.messages_to(ADMIN)
+    assert (card.text or "").startswith(f"Новое обращение №{number}")
+
+
+async def test_typed_labels_numbers_back_and_cancel(mx: MaxBot) -> None:
+    resident = mx.person(RESIDENT)
+    await resident.say("Здравствуйте")
+    await resident.say(" подать ОБРАЩЕНИЕ ")
+    await resident.say("1")  # Согласен
+    await resident.say("3")  # Дороги
+    assert "населённый пункт" in resident.text
+    await resident.press("Назад")
+    assert "Выберите тему" in resident.text
+    await resident.press("ЖКХ")
+    await resident.say("сергино")
+    await resident.say("Течёт крыша в подъезде дома 3")
+    await resident.say("2")  # a house number on the free-text place step, not a button
+    assert "Приложите фото" in resident.text
+    await resident.say("/cancel")
+    assert texts.CANCELLED in resident.text and resident.labels == MENU
+    async with mx.app.db.transaction() as tx:
+        assert await tx.drafts.get("max", str(RESIDENT)) is None
+
+
+def with_attachment(update: dict[str, Any], attachment: dict[str, Any]) -> dict[str, Any]:
+    update["message"]["body"]["attachments"] = [attachment]
+    update["message"]["body"]["text"] = ""
+    return update
+
+
+@pytest.mark.parametrize(
+    "attachment",
+    [
+        {"type": "sticker", "payload": {"url": "https://i.oneme.ru/s", "code": "x1"}},
+        {"type": "audio", "payload": {"url": "https://vu.okcdn.ru/a", "token": "t"}},
+        {"type": "file", "payload": {"url": "https://fu.oneme.ru/f", "token": "t"}},
+        {"type": "poll_of_the_future", "payload": {"question": "?"}},
+    ],
+)
+async def test_content_the_dialogue_cannot_read_is_said_so(
+    mx: MaxBot, attachment: dict[str, Any]
+) -> None:
+    resident = mx.person(RESIDENT)
+    await resident.say("Подать обращение")
+    replies = await resident._exchange(
+        lambda push: (mx.fake.push if push else dict)(
+            with_attachment(mx.fake.message(RESIDENT, push=False), attachment)
+        )
+    )
+    assert texts.HINT_UNSUPPORTED in (replies[0].text or "")
+
+
+async def test_group_chats_and_bots_are_not_residents(mx: MaxBot) -> None:
+    update = mx.fake.message(RESIDENT, "Привет всем", push=False)
+    update["message"]["recipient"]["chat_type"] = "chat"
+    mx.fake.push(update)
+    robot = mx.fake.message(RESIDENT + 1, "Я бот", push=False)
+    robot["message"]["sender"]["is_bot"] = True
+    mx.fake.push(robot)
+    # The marker moves past an update only once it is handled.
+    await mx.fake.wait_for(lambda: not mx.fake.pending_updates(), what="the marker committed")
+    await mx.app.settle()
+    assert mx.fake.sent == []
+
+
+async def test_my_appeals_help_and_resume(mx: MaxBot) -> None:
+    resident = mx.person(RESIDENT)
+    number = await file_on_max(resident)
+    await resident.press("Мои обращения")
+    assert f"№{number}" in resident.text
+    await resident.press("Справка")
+    assert mx.config.bot.formal_appeal_url in resident.text
+    await resident.press("Подать обращение")
+    await resident.press("Благоустройство")
+    await mx.restart()  # the draft survives a restart of the service
+    mx.clock.advance(minutes=31)  # and a resident who comes back later is asked
+    await resident.say("Здравствуйте")
+    assert "незавершённое обращение" in resident.text
+    await resident.press("Продолжить")
+    assert "населённый пункт" in resident.text
