@@ -298,3 +298,139 @@ async def test_my_appeals_help_and_resume(mx: MaxBot) -> None:
     assert "незавершённое обращение" in resident.text
     await resident.press("Продолжить")
     assert "населённый пункт" in resident.text
+
+
+# --- acceptance: across messengers -----------------------------------------------------------
+
+
+def with_section(config: Config, name: str, **values: Any) -> Config:
+    section = getattr(config, name)
+    return config.model_copy(
+        update={name: type(section).model_validate({**section.model_dump(), **values})}
+    )
+
+
+async def test_a_max_resident_with_photo_and_place_answered_from_telegram(
+    tmp_path: Path, fake: FakeMax, clock: Clock
+) -> None:
+    """Every step on MAX, a photo and a shared location; the Telegram administrator of Андра
+    gets the card with the photo and answers with /reply; the answer and the rating buttons
+    come back to the MAX chat."""
+    tg_fake = fake_tg.FakeTelegram(hold_seconds=0.05)
+    await tg_fake.start()
+    tg_fake.known_chats.add(TG_ADMIN)
+    config = with_section(
+        max_config(tmp_path, fake),
+        "telegram",
+        enabled=True,
+        token=fake_tg.TOKEN,
+        api_url=tg_fake.url,
+        send_rate=0,
+        per_chat_rate=0,
+    )
+    bot = MaxBot(fake, config, clock)
+    await bot.start(TelegramChannel(config.telegram))
+    try:
+        resident = bot.person(RESIDENT)
+        await resident.start()
+        await resident.press("Подать обращение")
+        await resident.press("Согласен")
+        await resident.press("Благоустройство")
+        await resident.press("Андра")
+        await resident.say("Сломана скамейка в сквере у почты", photos=1)
+        place = resident.inbox[-1]
+        assert place.buttons and place.buttons[0][0]["type"] == "request_geo_location"
+        await resident.say(location=(62.2521, 66.0413))
+        await resident.say(photos=1)
+        assert "Фото добавлено (2 из 5)" in resident.text
+        await resident.press("Готово")
+        await resident.press("Оставить как есть")
+        phone = resident.inbox[-1]
+        assert phone.buttons and phone.buttons[0][0]["type"] == "request_contact"
+        await resident.say(contact="+7 912 345-67-89")
+        assert "Телефон: +79123456789" in resident.text
+        await resident.press("Отправить")
+        async with bot.app.db.transaction() as tx:
+            appeal = await tx.appeals.get(1)
+        assert appeal is not None and appeal.settlement == "andra"
+        assert (appeal.latitude, appeal.longitude) == (62.2521, 66.0413)
+        assert [p.platform for p in appeal.photos] == ["max", "max"]
+        assert appeal.contact_phone == "+79123456789"
+
+        await tg_fake.wait_for(
+            lambda: any(m.method == "sendMessage" for m in tg_fake.messages_to(TG_ADMIN))
+        )
+        card = tg_fake.messages_to(TG_ADMIN)
+        assert [m.method for m in card] == ["sendPhoto", "sendPhoto", "sendMessage"]
+        assert all((m.photo or "").startswith("upload:") for m in card[:2])  # fetched from MAX
+        assert len(fake.downloads) == 2
+
+        seen = len(resident.inbox)
+        tg_fake.message(TG_ADMIN, "/reply 1 Скамейку починят в четверг.")
+        await fake.wait_for(lambda: len(resident.inbox) > seen, what="the answer on MAX")
+        await bot.app.settle()
+        [answer] = resident.inbox[seen:]
+        assert (answer.text or "").startswith("Ответ на обращение №1")
+        assert "Скамейку починят в четверг." in (answer.text or "")
+        assert answer.button_texts == ["Вопрос решён", "Вопрос не решён"]
+        await resident.press("Вопрос решён")
+        async with bot.app.db.transaction() as tx:
+            rated = await tx.appeals.get(1)
+        assert rated is not None and rated.status is Status.CLOSED
+    finally:
+        await bot.app.stop()
+        await tg_fake.stop()
+
+
+async def test_a_max_administrator_answers_a_vk_resident_by_replying_to_the_card(
+    tmp_path: Path, fake: FakeMax, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    vk_fake = FakeVK(777, hold_seconds=0.05)
+    await vk_fake.start()
+    config = with_section(
+        max_config(tmp_path, fake),
+        "vk",
+        enabled=True,
+        token="vk1.a.token",
+        group_id=777,
+        api_url=vk_fake.api_url,
+        send_rate=0,
+    )
+    bot = MaxBot(fake, config, clock)
+    await bot.start(VkChannel(config.vk))
+    try:
+        await vk_fake.wait_for_poll()
+        for text in ("Подать обращение", "1", "Дороги", "Сергино"):
+            vk_fake.message_new(1001, text)
+            await vk_fake.wait_for(lambda: bool(vk_fake.messages_to(1001)))
+            await bot.app.settle()
+        for text in ("Яма на дороге у дома культуры", "Пропустить", "Пропустить"):
+            vk_fake.message_new(1001, text)
+            await bot.app.settle()
+            await vk_fake.wait_delivered(len(vk_fake.sent))
+        for text in ("Пропустить", "Пропустить", "Отправить"):
+            vk_fake.message_new(1001, text)
+            await bot.app.settle()
+        await fake.wait_for(lambda: bool(fake.messages_to(ADMIN)), what="the card on MAX")
+        await bot.app.settle()  # the card's mid is recorded
+        [card] = fake.messages_to(ADMIN)
+        assert (card.text or "").startswith("Новое обращение №1")
+
+        admin = bot.person(ADMIN)
+        replies = await admin.say("Засыплем яму в среду.", reply_to=card.mid)
+        assert replies[-1].text == texts.REPLIED.format(number=1)
+        await vk_fake.wait_for(
+            lambda: any("Засыплем яму" in m.text for m in vk_fake.messages_to(1001)),
+            what="the answer on VK",
+        )
+        [answer] = [m for m in vk_fake.messages_to(1001) if "Засыплем яму" in m.text]
+        assert answer.text.startswith("Ответ на обращение №1")
+        # A quote of something that is not one of the bot's cards is not an answer.
+        own = fake.message(ADMIN, "заметка", push=False)
+        fake.push(own)
+        await admin.say("Это не ответ", reply_to=own["message"]["body"]["mid"])
+        assert not any("Это не ответ" in m.text for m in vk_fake.messages_to(1001))
+    finally:
+        await bot.app.stop()
+        await vk_fake.stop()
