@@ -78,7 +78,9 @@ class MaxPerson:
         return self.inbox[seen:]
 
     async def start(self, payload: str | None = None) -> list[SentMessage]:
-        return await self._exchange(lambda push: self.fake.bot_started(self.user_id, payload, push=push))
+        return await self._exchange(
+            lambda push: self.fake.bot_started(self.user_id, payload, push=push)
+        )
 
     async def say(self, text: str = "", **fields: Any) -> list[SentMessage]:
         return await self._exchange(
@@ -144,7 +146,11 @@ def max_config(tmp_path: Path, fake: FakeMax, **section: Any) -> Config:
         },
         web={"port": 0},
     )
-    admins = {"sergino": [f"max:{ADMIN}"], "andra": [f"tg:{TG_ADMIN}"], "talinka": [f"vk:{VK_ADMIN}"]}
+    admins = {
+        "sergino": [f"max:{ADMIN}"],
+        "andra": [f"tg:{TG_ADMIN}"],
+        "talinka": [f"vk:{VK_ADMIN}"],
+    }
     settlements = [
         s.model_copy(update={"admins": admins.get(s.code, [])}) for s in config.settlements
     ]
@@ -434,3 +440,181 @@ async def test_a_max_administrator_answers_a_vk_resident_by_replying_to_the_card
     finally:
         await bot.app.stop()
         await vk_fake.stop()
+
+
+# --- acceptance: webhook, failures -----------------------------------------------------------
+
+
+async def test_webhook_checks_the_secret_and_handles_a_resend_once(
+    tmp_path: Path, fake: FakeMax, clock: Clock
+) -> None:
+    config = max_config(
+        tmp_path,
+        fake,
+        mode="webhook",
+        webhook_url="https://bot.example.ru/max/webhook",
+        webhook_secret=SECRET,
+    )
+    bot = MaxBot(fake, config, clock)
+    await bot.start()
+    try:
+        await fake.wait_for(lambda: bool(fake.subscriptions), what="the subscription")
+        [subscription] = fake.subscriptions
+        assert subscription["url"] == "https://bot.example.ru/max/webhook"
+        assert subscription["secret"] == SECRET
+        assert set(subscription["update_types"]) == {
+            "message_created",
+            "message_callback",
+            "bot_started",
+        }
+        update = fake.message(RESIDENT, "Здравствуйте", push=False)
+        for secret in (None, "wrong-secret", SECRET + "x"):
+            status, _ = await fake.post_webhook(bot.webhook_url, update, secret)
+            assert status == 403
+        await bot.app.settle()
+        async with bot.app.db.transaction() as tx:
+            assert await tx.inbox.pending_count() == 0  # nothing was even stored
+        assert fake.messages_to(RESIDENT) == []
+        for _ in range(3):  # MAX resends what it thinks was not delivered
+            status, _ = await fake.post_webhook(bot.webhook_url, update, SECRET)
+            assert status == 200
+        await fake.wait_for(lambda: bool(fake.messages_to(RESIDENT)), what="the greeting")
+        await bot.app.settle()
+        assert len(fake.messages_to(RESIDENT)) == 1
+        resident = bot.person(RESIDENT)
+        await resident.press("Подать обращение")  # a press through the webhook too
+        assert "Согласие" in resident.text
+        assert fake.calls_of(GET_UPDATES) == []
+    finally:
+        await bot.app.stop()
+
+
+async def delivered_once(bot: MaxBot, text: str) -> None:
+    """The resident's one message containing `text` arrives exactly once."""
+    resident = bot.person(RESIDENT)
+    await bot.fake.wait_for(lambda: any(text in (m.text or "") for m in resident.inbox), what=text)
+    await bot.app.settle()
+    assert len([m for m in resident.inbox if text in (m.text or "")]) == 1
+
+
+async def test_429_with_a_retry_hint_is_honoured_and_sends_once(mx: MaxBot) -> None:
+    mx.fake.fail_method(SEND_MESSAGE, 429, retry_after=30)
+    mx.fake.message(RESIDENT, "Здравствуйте")
+    await mx.fake.wait_calls(SEND_MESSAGE)
+    await mx.app.settle()  # the failed send is recorded with its retry time
+    assert mx.fake.messages_to(RESIDENT) == []
+    mx.clock.advance(seconds=25)  # the backoff alone would be due by now; the hint is not
+    await mx.app.delivery.drain()
+    assert mx.fake.messages_to(RESIDENT) == []
+    mx.clock.advance(seconds=6)
+    await mx.app.delivery.drain()
+    await delivered_once(mx, "канал обратной связи")
+
+
+@pytest.mark.parametrize("status", [500, 502, 503, 504])
+async def test_server_errors_are_retried_and_send_once(mx: MaxBot, status: int) -> None:
+    mx.fake.fail_method(SEND_MESSAGE, status, times=2)
+    mx.fake.message(RESIDENT, "Здравствуйте")
+    await mx.fake.wait_calls(SEND_MESSAGE)
+    for _ in range(2):
+        await mx.app.settle()
+        mx.clock.advance(seconds=5)
+        await mx.app.delivery.drain()
+    await delivered_once(mx, "канал обратной связи")
+    assert len(mx.fake.calls_of(SEND_MESSAGE)) == 3  # maxapi retried nothing by itself
+
+
+async def test_a_dropped_connection_is_retried_and_sends_once(mx: MaxBot) -> None:
+    mx.fake.drop_connections(SEND_MESSAGE)
+    mx.fake.message(RESIDENT, "Здравствуйте")
+    await mx.fake.wait_calls(SEND_MESSAGE)
+    await mx.app.settle()
+    mx.clock.advance(seconds=5)
+    await mx.app.delivery.drain()
+    await delivered_once(mx, "канал обратной связи")
+
+
+async def test_a_forbidden_chat_is_final(mx: MaxBot) -> None:
+    """A resident who stopped the bot (403 chat.denied) is not retried for hours."""
+    number = await file_on_max(mx.person(RESIDENT))
+    mx.fake.bot_stopped(RESIDENT)
+    await mx.fake.wait_for(lambda: not mx.fake.pending_updates())
+    await mx.app.settle()
+    admin = mx.person(ADMIN)
+    await admin.say(f"/reply {number} Ответ")
+    async with mx.app.db.transaction() as tx:
+        assert await tx.outbox.count("failed") == 1
+
+
+async def test_long_text_is_split_and_the_keyboard_rides_last(mx: MaxBot) -> None:
+    resident, admin = mx.person(RESIDENT), mx.person(ADMIN)
+    number = await file_on_max(resident)
+    seen = len(resident.inbox)
+    await admin.say(f"/reply {number} " + "Ответ по существу. " * 500)  # 9,500 characters
+    await mx.fake.wait_for(lambda: len(resident.inbox) >= seen + 3)
+    parts = resident.inbox[seen:]
+    assert all(len(p.text or "") <= 3999 for p in parts)
+    assert [bool(p.buttons) for p in parts] == [False, False, True]
+
+
+async def test_a_partly_sent_long_message_is_not_sent_again_from_the_start(mx: MaxBot) -> None:
+    """MAX has no idempotency key: a retry after the second part failed sends only the rest."""
+    from bot.channels.base import SendError
+    from handlers.messages import Outgoing
+
+    channel = mx.app.channels["max"]
+    mx.fake.add_user(RESIDENT)
+    message = Outgoing("max", str(RESIDENT), "Подробный ответ. " * 400, outbox_id=42)
+    mx.fake.per_chat_limit = 1  # the second part, at once after the first, gets 429
+    with pytest.raises(SendError) as refused:
+        await channel.send(message)
+    assert refused.value.retryable
+    assert len(mx.fake.messages_to(RESIDENT)) == 1
+    mx.fake.per_chat_limit = 0
+    ids = await channel.send(message)
+    parts = mx.fake.messages_to(RESIDENT)
+    assert len(parts) == 2 and ids == [p.mid for p in parts]
+    assert " ".join(p.text or "" for p in parts).split() == message.text.split()
+
+
+async def test_the_marker_is_saved_past_handled_updates_and_a_restart_resumes(
+    mx: MaxBot,
+) -> None:
+    resident = mx.person(RESIDENT)
+    await resident.say("Здравствуйте")
+    async with mx.app.db.transaction() as tx:
+        saved = await tx.channel_state.get(MARKER_KEY)
+    assert saved is not None and mx.fake.pending_updates() == []
+    await mx.app.stop()
+    mx.fake.message(RESIDENT, "Подать обращение")  # while the bot is down
+    await mx.start()
+    await mx.fake.wait_for(lambda: "Согласие" in resident.text, what="the consent")
+    assert mx.fake.polls[-1].get("marker") is not None
+    assert any(p.get("marker") == saved for p in mx.fake.polls)
+
+
+async def test_a_photo_from_telegram_is_uploaded_or_sent_as_a_link(mx: MaxBot) -> None:
+    """A photo another messenger received reaches a MAX official: uploaded (MAX refuses it
+    while it is processed; maxapi tries again), or a link once MAX gives up."""
+    from handlers.messages import Outgoing, Photo
+
+    channel = mx.app.channels["max"]
+    url = f"{mx.fake.url}/img/{next(iter(mx.fake.images), 0)}"
+    mx.fake.message(RESIDENT, "фото", photos=1)  # an image this fake serves
+    await mx.fake.wait_for(lambda: bool(mx.fake.images))
+    photo_id = next(iter(mx.fake.images))
+    url = f"{mx.fake.url}/img/{photo_id}"
+    mx.fake.not_ready_times = 2
+    await channel.send(
+        Outgoing("max", str(ADMIN), "Новое обращение №7", photos=(Photo("vk", "photo1_2", url),))
+    )
+    [sent] = mx.fake.messages_to(ADMIN)
+    assert sent.attachments[0]["type"] == "image" and "token" in sent.attachments[0]["payload"]
+    assert mx.fake.calls_of(GET_UPLOAD_URL)[0]["query"] == {"type": "image"}
+    mx.fake.not_ready_times = 50  # more than maxapi waits
+    await channel.send(
+        Outgoing("max", str(ADMIN), "Новое обращение №8", photos=(Photo("vk", "photo1_3", url),))
+    )
+    card, links = mx.fake.messages_to(ADMIN)[1:]
+    assert card.text == "Новое обращение №8" and not card.attachments
+    assert links.text == url
