@@ -54,11 +54,13 @@ def handler_settings(config: Config) -> HandlerSettings:
 
 
 def limiters(config: Config) -> dict[str, RateLimiter]:
-    """Each messenger's send pacing from [vk], [telegram] and [ok] send_rate/per_chat_rate."""
+    """Each messenger's send pacing from [vk], [telegram], [ok] and [max]
+    send_rate/per_chat_rate."""
     return {
         "vk": RateLimiter(config.vk.send_rate),
         "tg": RateLimiter(config.telegram.send_rate, config.telegram.per_chat_rate),
         "ok": RateLimiter(config.ok.send_rate),
+        "max": RateLimiter(config.max.send_rate, config.max.per_chat_rate),
     }
 
 

@@ -308,8 +308,8 @@ async def _run(config: Config, *, console: bool, channels_from_config: bool = Tr
         channels.append(console_channel)
     if not channels:
         print(
-            "error: no channel is enabled: set vk.enabled, telegram.enabled or ok.enabled "
-            "(or pass --console)",
+            "error: no channel is enabled: set vk.enabled, telegram.enabled, ok.enabled "
+            "or max.enabled (or pass --console)",
             file=sys.stderr,
         )
         return 1

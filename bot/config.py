@@ -67,6 +67,7 @@ __all__ = [
     "DeliverySection",
     "Identity",
     "LimitsSection",
+    "MaxSection",
     "ModeratorsSection",
     "OkSection",
     "Settlement",
@@ -87,6 +88,8 @@ _CODE_RE = re.compile(r"[a-z][a-z0-9_]{0,31}")
 _TG_SECRET_RE = re.compile(r"[A-Za-z0-9_-]{1,256}")
 # The secret path segment of the OK webhook address (OK sends no signature, §2.3).
 _OK_SECRET_RE = re.compile(r"[A-Za-z0-9_-]{16,64}")
+# MAX subscription secret (schema.yaml SubscriptionRequestBody.secret): 5-256 of these.
+_MAX_SECRET_RE = re.compile(r"[A-Za-z0-9_-]{5,256}")
 _SQLITE_PREFIX = "sqlite:///"
 
 # The TOML file that `Config()` reads, set by `load_config` for the duration of one call.
@@ -424,6 +427,43 @@ class OkSection(_Section):
         return self
 
 
+class MaxSection(_Section):
+    """``[max]``: a MAX bot of an organisation (SPEC §3, §13)."""
+
+    enabled: bool = False
+    token: SecretStr = SecretStr("")
+    api_url: HttpUrlStr = "https://platform-api2.max.ru"
+    mode: Literal["polling", "webhook"] = "polling"
+    webhook_path: UrlPath = "/max/webhook"
+    webhook_url: OptionalHttpUrlStr = ""
+    webhook_secret: SecretStr = SecretStr("")
+    send_rate: Rate = 30  # the platform API takes 30 requests a second (schema /uploads)
+    per_chat_rate: Rate = 2  # "no more than two messages a second into one dialog"
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _max_secret_alphabet(cls, value: SecretStr) -> SecretStr:
+        secret = value.get_secret_value()
+        if secret and not _MAX_SECRET_RE.fullmatch(secret):
+            raise ValueError("MAX accepts only 5-256 characters A-Z, a-z, 0-9, '_' and '-' here")
+        return value
+
+    @model_validator(mode="after")
+    def _complete_when_enabled(self) -> Self:
+        if not self.enabled:
+            return self
+        problems: list[tuple[Loc, str]] = []
+        if not _secret_is_set(self.token):
+            problems.append((("token",), "required when max.enabled = true"))
+        if self.mode == "webhook":
+            if not self.webhook_url:
+                problems.append((("webhook_url",), 'required when max.mode = "webhook"'))
+            if not _secret_is_set(self.webhook_secret):
+                problems.append((("webhook_secret",), 'required when max.mode = "webhook"'))
+        _raise_problems(problems)
+        return self
+
+
 class ModeratorsSection(_Section):
     """``[moderators]``: district moderators (SPEC §6)."""
 
@@ -473,6 +513,7 @@ class Config(BaseSettings):
     vk: VkSection = Field(default_factory=VkSection)
     telegram: TelegramSection = Field(default_factory=TelegramSection)
     ok: OkSection = Field(default_factory=OkSection)
+    max: MaxSection = Field(default_factory=MaxSection)
     moderators: ModeratorsSection = Field(default_factory=ModeratorsSection)
     categories: list[Category] = Field(default_factory=list, validate_default=True)
     settlements: list[Settlement] = Field(default_factory=list, validate_default=True)

@@ -62,11 +62,7 @@ def keyboard_pages(keyboard: Keyboard, limits: KeyboardLimits) -> list[Keyboard]
     result = []
     for index, page in enumerate(pages):
         more = Button(texts.MORE, f"{MORE_PREFIX}{(index + 1) % len(pages)}")
-        result.append(
-            Keyboard(
-                tuple([*page, (more,), *footer]), keyboard.numbered, keyboard.inline, keyboard.menu
-            )
-        )
+        result.append(replace(keyboard, rows=tuple([*page, (more,), *footer])))
     return result
 
 

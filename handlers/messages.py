@@ -35,24 +35,30 @@ class Keyboard:
     `inline`: the buttons act on this very message (rating an answer), so platforms that
     can show them under it do; other keyboards are the conversation's reply options.
     `menu`: the main menu, which a platform may keep under the input box (Telegram's reply
-    keyboard); pressing it sends the label as text."""
+    keyboard); pressing it sends the label as text. `asks`: what the question wants that a
+    platform may ask for with a button of its own ("location": MAX request_geo_location,
+    "contact": request_contact); a platform without such buttons ignores it."""
 
     rows: tuple[tuple[Button, ...], ...] = ()
     numbered: bool = False
     inline: bool = False
     menu: bool = False  # the standing main menu: a platform may keep it under the input box
+    asks: str | None = None  # "location" or "contact"
 
     @property
     def buttons(self) -> tuple[Button, ...]:
         return tuple(button for row in self.rows for button in row)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "rows": [[[b.label, b.payload] for b in row] for row in self.rows],
             "numbered": self.numbered,
             "inline": self.inline,
             "menu": self.menu,
         }
+        if self.asks is not None:
+            data["asks"] = self.asks
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Keyboard:
@@ -62,6 +68,7 @@ class Keyboard:
             numbered=bool(data.get("numbered", False)),
             inline=bool(data.get("inline", False)),
             menu=bool(data.get("menu", False)),
+            asks=str(data["asks"]) if data.get("asks") else None,
         )
 
 

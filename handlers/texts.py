@@ -457,6 +457,11 @@ DEMO_AS_USAGE = (
 # --- Shown by channels ---------------------------------------------------------------------
 MORE = "Ещё"
 MORE_OPTIONS = "Ещё варианты:"
+# Buttons a platform adds where the question asks for a place or a phone (MAX).
+SHARE_LOCATION = "Отправить геопозицию"
+SHARE_CONTACT = "Отправить номер телефона"
+# The one-time notice a MAX button press is answered with (POST /answers).
+BUTTON_PRESSED = "Принято"
 
 # Telegram's command menu (setMyCommands): command, description.
 TG_COMMANDS = (

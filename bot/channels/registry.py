@@ -21,4 +21,8 @@ def build_channels(config: Config) -> list[Channel]:
         from bot.channels.ok import OkChannel
 
         channels.append(OkChannel(config.ok))
+    if config.max.enabled:
+        from bot.channels.max import MaxChannel
+
+        channels.append(MaxChannel(config.max))
     return channels

@@ -202,7 +202,7 @@ class PlaceStep(Step):
     name = "place"
 
     def prompt(self, ctx: Context, draft: Draft) -> Prompt:
-        return Prompt(texts.ASK_PLACE, Keyboard(rows=((SKIP,), nav_row())))
+        return Prompt(texts.ASK_PLACE, Keyboard(rows=((SKIP,), nav_row()), asks="location"))
 
     async def handle(self, ctx: Context, draft: Draft, pressed: Button | None) -> Transition:
         message = ctx.message
@@ -306,7 +306,7 @@ class PhoneStep(Step):
     name = "contact_phone"
 
     def prompt(self, ctx: Context, draft: Draft) -> Prompt:
-        return Prompt(texts.ASK_PHONE, Keyboard(rows=((SKIP,), nav_row())))
+        return Prompt(texts.ASK_PHONE, Keyboard(rows=((SKIP,), nav_row()), asks="contact"))
 
     async def handle(self, ctx: Context, draft: Draft, pressed: Button | None) -> Transition:
         if pressed is not None:
