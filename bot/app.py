@@ -11,6 +11,7 @@ from datetime import timedelta
 from loguru import logger
 
 from bot.channels.base import Channel, Runtime
+from bot.channels.runtime import limiter_key
 from bot.config import Config
 from bot.delivery import DeliveryWorker
 from bot.health import Monitor
@@ -18,10 +19,10 @@ from bot.inbox import Inbox, IntakeClosed
 from bot.metrics import Metrics
 from bot.ratelimit import RateLimiter
 from bot.scheduler import DeadlineScheduler
+from bot.settings import handler_settings
 from bot.web import WebServer
 from handlers.engine import Clock, Engine, utc_now
 from handlers.messages import Incoming
-from handlers.settings import Category, HandlerSettings, Limits, Settlement
 from storage.db import Database
 from storage.staff import ADMIN, MODERATOR
 
@@ -30,38 +31,22 @@ DEFAULT_GRACE_SECONDS = 10.0
 RETENTION_SWEEPS = 100  # short transactions per housekeeping round, at most
 
 
-def handler_settings(config: Config) -> HandlerSettings:
-    """What the conversation logic needs, taken from the validated configuration."""
-    limits = config.limits
-    return HandlerSettings(
-        bot_name=config.bot.name,
-        timezone=config.bot.zone,
-        privacy_policy_url=config.bot.privacy_policy_url,
-        privacy_policy_version=config.bot.privacy_policy_version,
-        formal_appeal_url=config.bot.formal_appeal_url,
-        categories=tuple(Category(c.code, c.title) for c in config.categories),
-        settlements=tuple(Settlement(s.code, s.title, s.organisation) for s in config.settlements),
-        limits=Limits(
-            min_description=limits.min_description,
-            max_description=limits.max_description,
-            max_photos=limits.max_photos,
-            draft_ttl_days=limits.draft_ttl_days,
-            messages_per_minute=limits.messages_per_minute,
-        ),
-        answer_within_hours=config.sla.answer_within_hours,
-        remind_before_hours=config.sla.remind_before_hours,
-    )
-
-
 def limiters(config: Config) -> dict[str, RateLimiter]:
     """Each messenger's send pacing from [vk], [telegram], [ok] and [max]
-    send_rate/per_chat_rate."""
-    return {
-        "vk": RateLimiter(config.vk.send_rate),
-        "tg": RateLimiter(config.telegram.send_rate, config.telegram.per_chat_rate),
-        "ok": RateLimiter(config.ok.send_rate),
-        "max": RateLimiter(config.max.send_rate, config.max.per_chat_rate),
+    send_rate/per_chat_rate, one per token: every community (bot) of a messenger has its
+    own, and the platform counts each token apart (SPEC §14)."""
+    rates = {
+        "vk": (config.vk.send_rate, 0.0),
+        "tg": (config.telegram.send_rate, config.telegram.per_chat_rate),
+        "ok": (config.ok.send_rate, 0.0),
+        "max": (config.max.send_rate, config.max.per_chat_rate),
     }
+    found = {platform: RateLimiter(*rate) for platform, rate in rates.items()}
+    for community in config.communities():
+        if community.key:
+            key = limiter_key(community.platform, community.key)
+            found[key] = RateLimiter(*rates[community.platform])
+    return found
 
 
 def staff_from_config(config: Config) -> list[tuple[str, str, str]]:

@@ -27,6 +27,7 @@ from typing import TextIO
 
 from bot.config import Config, ConfigError, load_config
 from bot.logs import setup_logging
+from bot.settings import handler_settings
 from handlers.figures.chart import ChartUnavailable, draw_chart, require_matplotlib
 from handlers.figures.report import (
     FIRST_DAY,
@@ -357,13 +358,7 @@ def _source(args: argparse.Namespace) -> tuple[Path, Titles]:
         config = load_config(example_config_path())
     else:
         config = load_config(DEFAULT_CONFIG)
-    titles = Titles(
-        name=config.bot.name,
-        timezone=config.bot.zone,
-        answer_within_hours=config.sla.answer_within_hours,
-        categories={c.code: c.title for c in config.categories},
-        settlements={s.code: s.title for s in config.settlements},
-    )
+    titles = Titles.of(handler_settings(config))
     return (args.db if args.db is not None else config.storage.sqlite_path), titles
 
 

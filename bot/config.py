@@ -31,6 +31,7 @@ import re
 import tomllib
 from collections.abc import Sequence
 from contextvars import ContextVar
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -62,6 +63,7 @@ __all__ = [
     "PLATFORMS",
     "BotSection",
     "Category",
+    "Community",
     "Config",
     "ConfigError",
     "DeliverySection",
@@ -91,6 +93,8 @@ _OK_SECRET_RE = re.compile(r"[A-Za-z0-9_-]{16,64}")
 # MAX subscription secret (schema.yaml SubscriptionRequestBody.secret): 5-256 of these.
 _MAX_SECRET_RE = re.compile(r"[A-Za-z0-9_-]{5,256}")
 _SQLITE_PREFIX = "sqlite:///"
+# A Telegram bot token starts with the bot's id: a positive whole number (identity.py).
+_NUMERIC_ID_RE = re.compile(r"[1-9][0-9]{0,18}")
 
 # The TOML file that `Config()` reads, set by `load_config` for the duration of one call.
 _TOML_PATH: ContextVar[Path | None] = ContextVar("appeals_config_toml_path", default=None)
@@ -117,6 +121,11 @@ class _KeyedProblems(ValueError):
 def _raise_problems(problems: Sequence[tuple[Loc, str]]) -> None:
     if problems:
         raise _KeyedProblems(problems)
+
+
+def _unique(problems: Sequence[tuple[Loc, str]]) -> list[tuple[Loc, str]]:
+    """Each problem once, in order (one key may be found wrong by two checks alike)."""
+    return list(dict.fromkeys(problems))
 
 
 def _dotted(loc: Sequence[str | int]) -> str:
@@ -323,8 +332,176 @@ class RetentionSection(_Section):
     personal_data_years: int = Field(default=5, ge=1)  # of appeals closed this long ago
 
 
+# --- communities (SPEC §14) ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Community:
+    """One community (bot) of a messenger as the rest of the program sees it, whichever
+    section it was configured in. `key` names it in the database ('' for the platform's
+    main section, so an installation without [[x.communities]] stores what it always did);
+    `settlement`: the code its messages and comments belong to ('' for none); `comments`:
+    it takes comments under posts; `invite_url`: where /invite sends a commenter."""
+
+    platform: str
+    key: str
+    settlement: str = ""
+    comments: bool = False
+    invite_url: str = ""
+    label: str = ""  # how it is named in registers and logs: "vk 123456"
+
+
+class _Community(_Section):
+    """Keys every ``[[x.communities]]`` entry has: its own token and, optionally, the
+    settlement whose community (or bot) it is."""
+
+    token: SecretStr = SecretStr("")
+    settlement: str = ""  # a [[settlements]] code, checked by Config
+
+
+class VkCommunity(_Community):
+    """One ``[[vk.communities]]`` entry: another VK community, e.g. a settlement's own."""
+
+    group_id: int = Field(default=0, ge=0)
+    callback_secret: SecretStr = SecretStr("")
+    confirmation_code: str = ""
+    comments: bool = False
+
+
+class TelegramCommunity(_Community):
+    """One ``[[telegram.communities]]`` entry: another bot. Its id is the number the token
+    starts with (Telegram tokens are ``<bot id>:<secret>``)."""
+
+    webhook_secret: SecretStr = SecretStr("")
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _secret_alphabet(cls, value: SecretStr) -> SecretStr:
+        return _telegram_secret(value)
+
+
+class OkCommunity(_Community):
+    """One ``[[ok.communities]]`` entry: another OK group's bot."""
+
+    group_id: int = Field(default=0, ge=0)
+    webhook_secret: SecretStr = SecretStr("")
+    invite_url: OptionalHttpUrlStr = ""
+
+
+class MaxCommunity(_Community):
+    """One ``[[max.communities]]`` entry: another MAX bot."""
+
+    bot_id: int = Field(default=0, ge=0)
+    webhook_secret: SecretStr = SecretStr("")
+    comments: bool = False
+    invite_url: OptionalHttpUrlStr = ""
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _secret_alphabet(cls, value: SecretStr) -> SecretStr:
+        return _max_secret(value)
+
+
+def _telegram_secret(value: SecretStr) -> SecretStr:
+    secret = value.get_secret_value()
+    if secret and not _TG_SECRET_RE.fullmatch(secret):
+        raise ValueError("Telegram accepts only 1-256 characters A-Z, a-z, 0-9, '_' and '-' here")
+    return value
+
+
+def _max_secret(value: SecretStr) -> SecretStr:
+    secret = value.get_secret_value()
+    if secret and not _MAX_SECRET_RE.fullmatch(secret):
+        raise ValueError("MAX accepts only 5-256 characters A-Z, a-z, 0-9, '_' and '-' here")
+    return value
+
+
+def telegram_bot_id(token: str) -> str:
+    """The bot id a Telegram token starts with ('' if it does not look like one)."""
+    head, sep, _ = token.partition(":")
+    return head if sep and _NUMERIC_ID_RE.fullmatch(head) else ""
+
+
+def _token_problems(
+    platform: str, entries: Sequence[_Community], main_token: SecretStr
+) -> list[tuple[Loc, str]]:
+    """A token missing, or used twice: two entries with one token are one community."""
+    problems: list[tuple[Loc, str]] = []
+    seen = {main_token.get_secret_value()} - {""}
+    for i, entry in enumerate(entries):
+        token = entry.token.get_secret_value()
+        if not token:
+            problems.append(
+                (("communities", i, "token"), f"required for every [[{platform}.communities]]")
+            )
+        elif token in seen:
+            problems.append(
+                (
+                    ("communities", i, "token"),
+                    "the same token as another community of this messenger (one token is "
+                    "one community)",
+                )
+            )
+        seen.add(token)
+    return problems
+
+
+def _duplicate_ids(
+    ids: Sequence[tuple[Loc, str]], what: str, main: str | None = None
+) -> list[tuple[Loc, str]]:
+    """Two communities with one id are refused: the second would never be told apart."""
+    problems: list[tuple[Loc, str]] = []
+    first: dict[str, str] = {main: "the main section"} if main else {}
+    for loc, value in ids:
+        if not value:
+            continue
+        if value in first:
+            problems.append((loc, f"duplicate {what} {value} (already used by {first[value]})"))
+        else:
+            first[value] = _dotted(loc[:2]) if len(loc) > 1 else "the main section"
+    return problems
+
+
+def _secret_problems(
+    entries: Sequence[tuple[Loc, SecretStr]], required: str | None
+) -> list[tuple[Loc, str]]:
+    """Webhook secrets: each required (`required` says when, None: not required) and each
+    different, since the secret tells the webhooks of the communities apart."""
+    problems: list[tuple[Loc, str]] = []
+    seen: set[str] = set()
+    for loc, secret in entries:
+        value = secret.get_secret_value()
+        if not value:
+            if required is not None:
+                problems.append((loc, f"required {required}"))
+            continue
+        if value in seen:
+            problems.append((loc, "the same secret as another community: each must have its own"))
+        seen.add(value)
+    return problems
+
+
+def _main_and_community_secrets(
+    main: SecretStr, entries: Sequence[TelegramCommunity | OkCommunity | MaxCommunity]
+) -> list[tuple[Loc, SecretStr]]:
+    """The webhook secrets to check: the main section's (when set: its absence is reported
+    on its own) and every community's."""
+    found: list[tuple[Loc, SecretStr]] = (
+        [(("webhook_secret",), main)] if _secret_is_set(main) else []
+    )
+    found += [
+        (("communities", i, "webhook_secret"), c.webhook_secret) for i, c in enumerate(entries)
+    ]
+    return found
+
+
+def _ids(entries: Sequence[Any], key: str) -> list[tuple[Loc, str]]:
+    """(location, id) of every community, '' where the id is missing."""
+    return [(("communities", i, key), str(getattr(c, key) or "")) for i, c in enumerate(entries)]
+
+
 class VkSection(_Section):
-    """``[vk]``: VK community messages (SPEC §3)."""
+    """``[vk]``: VK community messages (SPEC §3), the main community and any others."""
 
     enabled: bool = False
     token: SecretStr = SecretStr("")
@@ -335,6 +512,9 @@ class VkSection(_Section):
     callback_secret: SecretStr = SecretStr("")
     confirmation_code: str = ""
     send_rate: Rate = 20
+    settlement: str = ""
+    comments: bool = False
+    communities: list[VkCommunity] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _complete_when_enabled(self) -> Self:
@@ -350,8 +530,57 @@ class VkSection(_Section):
                 problems.append((("callback_secret",), 'required when vk.mode = "callback"'))
             if not self.confirmation_code:
                 problems.append((("confirmation_code",), 'required when vk.mode = "callback"'))
+        problems += _token_problems("vk", self.communities, self.token)
+        for i, entry in enumerate(self.communities):
+            if entry.group_id <= 0:
+                problems.append((("communities", i, "group_id"), "the community id is required"))
+            if self.mode == "callback":
+                if not _secret_is_set(entry.callback_secret):
+                    problems.append(
+                        (
+                            ("communities", i, "callback_secret"),
+                            'required when vk.mode = "callback"',
+                        )
+                    )
+                if not entry.confirmation_code:
+                    problems.append(
+                        (
+                            ("communities", i, "confirmation_code"),
+                            'required when vk.mode = "callback"',
+                        )
+                    )
+        problems += _duplicate_ids(
+            _ids(self.communities, "group_id"), "community id", str(self.group_id or "")
+        )
         _raise_problems(problems)
         return self
+
+    def all_communities(self) -> list[Community]:
+        """The main community and the others, in the order of the file."""
+        main = Community(
+            "vk",
+            "",
+            self.settlement,
+            self.comments,
+            _vk_invite(self.group_id),
+            f"vk {self.group_id}",
+        )
+        return [main] + [
+            Community(
+                "vk",
+                str(c.group_id),
+                c.settlement,
+                c.comments,
+                _vk_invite(c.group_id),
+                f"vk {c.group_id}",
+            )
+            for c in self.communities
+        ]
+
+
+def _vk_invite(group_id: int) -> str:
+    """The address that opens a community's messages (VK's short link vk.me/club<id>)."""
+    return f"https://vk.me/club{group_id}" if group_id > 0 else ""
 
 
 class TelegramSection(_Section):
@@ -366,16 +595,13 @@ class TelegramSection(_Section):
     webhook_secret: SecretStr = SecretStr("")
     send_rate: Rate = 30
     per_chat_rate: Rate = 1
+    settlement: str = ""
+    communities: list[TelegramCommunity] = Field(default_factory=list)
 
     @field_validator("webhook_secret")
     @classmethod
     def _telegram_secret_alphabet(cls, value: SecretStr) -> SecretStr:
-        secret = value.get_secret_value()
-        if secret and not _TG_SECRET_RE.fullmatch(secret):
-            raise ValueError(
-                "Telegram accepts only 1-256 characters A-Z, a-z, 0-9, '_' and '-' here"
-            )
-        return value
+        return _telegram_secret(value)
 
     @model_validator(mode="after")
     def _complete_when_enabled(self) -> Self:
@@ -384,13 +610,44 @@ class TelegramSection(_Section):
         problems: list[tuple[Loc, str]] = []
         if not _secret_is_set(self.token):
             problems.append((("token",), "required when telegram.enabled = true"))
-        if self.mode == "webhook":
+        webhook = self.mode == "webhook"
+        if webhook:
             if not self.webhook_url:
                 problems.append((("webhook_url",), 'required when telegram.mode = "webhook"'))
             if not _secret_is_set(self.webhook_secret):
                 problems.append((("webhook_secret",), 'required when telegram.mode = "webhook"'))
-        _raise_problems(problems)
+        problems += _token_problems("telegram", self.communities, self.token)
+        for i, entry in enumerate(self.communities):
+            token = entry.token.get_secret_value()
+            if token and not telegram_bot_id(token):
+                problems.append(
+                    (
+                        ("communities", i, "token"),
+                        "does not look like a Telegram bot token (<bot id>:<secret>)",
+                    )
+                )
+        problems += _duplicate_ids(
+            [
+                (("communities", i, "token"), telegram_bot_id(c.token.get_secret_value()))
+                for i, c in enumerate(self.communities)
+            ],
+            "bot id",
+            telegram_bot_id(self.token.get_secret_value()),
+        )
+        problems += _secret_problems(
+            _main_and_community_secrets(self.webhook_secret, self.communities),
+            'when telegram.mode = "webhook"' if webhook else None,
+        )
+        _raise_problems(_unique(problems))
         return self
+
+    def all_communities(self) -> list[Community]:
+        main = telegram_bot_id(self.token.get_secret_value())
+        found = [Community("tg", "", self.settlement, label=f"tg {main}".strip())]
+        for c in self.communities:
+            key = telegram_bot_id(c.token.get_secret_value())
+            found.append(Community("tg", key, c.settlement, label=f"tg {key}"))
+        return found
 
 
 class OkSection(_Section):
@@ -405,6 +662,11 @@ class OkSection(_Section):
     # {webhook_url}/{webhook_secret} outside and {webhook_path}/{webhook_secret} here.
     webhook_secret: SecretStr = SecretStr("")
     send_rate: Rate = 20
+    settlement: str = ""
+    # Where /invite sends the author of a comment registered by hand (OK's own group
+    # messages page): OK has no documented way to receive comments (SPEC §14).
+    invite_url: OptionalHttpUrlStr = ""
+    communities: list[OkCommunity] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _complete_when_enabled(self) -> Self:
@@ -423,8 +685,38 @@ class OkSection(_Section):
                     "required when ok.enabled = true: 16-64 characters of A-Z a-z 0-9 _ -",
                 )
             )
-        _raise_problems(problems)
+        problems += _token_problems("ok", self.communities, self.token)
+        for i, entry in enumerate(self.communities):
+            if entry.group_id <= 0:
+                problems.append((("communities", i, "group_id"), "the group id is required"))
+            if not _OK_SECRET_RE.fullmatch(entry.webhook_secret.get_secret_value()):
+                problems.append(
+                    (
+                        ("communities", i, "webhook_secret"),
+                        "required: 16-64 characters of A-Z a-z 0-9 _ -",
+                    )
+                )
+        problems += _duplicate_ids(_ids(self.communities, "group_id"), "group id")
+        problems += _secret_problems(
+            _main_and_community_secrets(self.webhook_secret, self.communities),
+            None,
+        )
+        _raise_problems(_unique(problems))
         return self
+
+    def all_communities(self) -> list[Community]:
+        found = [Community("ok", "", self.settlement, invite_url=self.invite_url, label="ok")]
+        found += [
+            Community(
+                "ok",
+                str(c.group_id),
+                c.settlement,
+                invite_url=c.invite_url,
+                label=f"ok {c.group_id}",
+            )
+            for c in self.communities
+        ]
+        return found
 
 
 class MaxSection(_Section):
@@ -439,14 +731,15 @@ class MaxSection(_Section):
     webhook_secret: SecretStr = SecretStr("")
     send_rate: Rate = 30  # the platform API takes 30 requests a second (schema /uploads)
     per_chat_rate: Rate = 2  # "no more than two messages a second into one dialog"
+    settlement: str = ""
+    comments: bool = False
+    invite_url: OptionalHttpUrlStr = ""
+    communities: list[MaxCommunity] = Field(default_factory=list)
 
     @field_validator("webhook_secret")
     @classmethod
     def _max_secret_alphabet(cls, value: SecretStr) -> SecretStr:
-        secret = value.get_secret_value()
-        if secret and not _MAX_SECRET_RE.fullmatch(secret):
-            raise ValueError("MAX accepts only 5-256 characters A-Z, a-z, 0-9, '_' and '-' here")
-        return value
+        return _max_secret(value)
 
     @model_validator(mode="after")
     def _complete_when_enabled(self) -> Self:
@@ -455,13 +748,44 @@ class MaxSection(_Section):
         problems: list[tuple[Loc, str]] = []
         if not _secret_is_set(self.token):
             problems.append((("token",), "required when max.enabled = true"))
-        if self.mode == "webhook":
+        webhook = self.mode == "webhook"
+        if webhook:
             if not self.webhook_url:
                 problems.append((("webhook_url",), 'required when max.mode = "webhook"'))
             if not _secret_is_set(self.webhook_secret):
                 problems.append((("webhook_secret",), 'required when max.mode = "webhook"'))
-        _raise_problems(problems)
+        if self.comments and not self.invite_url:
+            problems.append(
+                (("invite_url",), "required when max.comments = true: /invite links to it")
+            )
+        problems += _token_problems("max", self.communities, self.token)
+        for i, entry in enumerate(self.communities):
+            if entry.bot_id <= 0:
+                problems.append((("communities", i, "bot_id"), "the bot's id is required"))
+            if entry.comments and not entry.invite_url:
+                problems.append(
+                    (
+                        ("communities", i, "invite_url"),
+                        "required when comments = true: /invite links to it",
+                    )
+                )
+        problems += _duplicate_ids(_ids(self.communities, "bot_id"), "bot id")
+        problems += _secret_problems(
+            _main_and_community_secrets(self.webhook_secret, self.communities),
+            'when max.mode = "webhook"' if webhook else None,
+        )
+        _raise_problems(_unique(problems))
         return self
+
+    def all_communities(self) -> list[Community]:
+        found = [Community("max", "", self.settlement, self.comments, self.invite_url, "max")]
+        found += [
+            Community(
+                "max", str(c.bot_id), c.settlement, c.comments, c.invite_url, f"max {c.bot_id}"
+            )
+            for c in self.communities
+        ]
+        return found
 
 
 class ModeratorsSection(_Section):
@@ -487,6 +811,8 @@ class Settlement(_Section):
 
 
 # --- the whole configuration -------------------------------------------------------------
+
+MESSENGER_SECTIONS = ("vk", "telegram", "ok", "max")
 
 
 class Config(BaseSettings):
@@ -527,12 +853,14 @@ class Config(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        """Keyword arguments, then the environment, then the TOML file of `load_config`."""
-        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        """Keyword arguments, then the environment, then the TOML file of `load_config`.
+        The environment is laid over the file by `_FileUnderEnvironment`, which also reaches
+        into lists of tables by index (APPEALS_VK__COMMUNITIES__0__TOKEN)."""
         toml_path = _TOML_PATH.get()
-        if toml_path is not None:
-            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_path))
-        return tuple(sources)
+        if toml_path is None:
+            return (init_settings, env_settings)
+        toml = TomlConfigSettingsSource(settings_cls, toml_file=toml_path)
+        return (init_settings, _FileUnderEnvironment(settings_cls, toml, env_settings))
 
     @field_validator("categories", "settlements")
     @classmethod
@@ -555,6 +883,36 @@ class Config(BaseSettings):
         _raise_problems(problems)
         return entries
 
+    @model_validator(mode="after")
+    def _community_settlements(self) -> Self:
+        """A community's settlement is one of [[settlements]] (checked whether or not its
+        messenger is enabled: a typo is a typo)."""
+        codes = [s.code for s in self.settlements]
+        problems: list[tuple[Loc, str]] = []
+        for name in MESSENGER_SECTIONS:
+            section = getattr(self, name)
+            entries: list[tuple[Loc, str]] = [((name, "settlement"), section.settlement)]
+            entries += [
+                ((name, "communities", i, "settlement"), c.settlement)
+                for i, c in enumerate(section.communities)
+            ]
+            for loc, code in entries:
+                if code and code not in codes:
+                    problems.append(
+                        (loc, f"unknown settlement code {code!r} (codes: {', '.join(codes)})")
+                    )
+        _raise_problems(problems)
+        return self
+
+    def communities(self) -> list[Community]:
+        """Every community (bot) of every enabled messenger, main sections first."""
+        found: list[Community] = []
+        for name in MESSENGER_SECTIONS:
+            section = getattr(self, name)
+            if section.enabled:
+                found += section.all_communities()
+        return found
+
     def find_settlement(self, code: str) -> Settlement | None:
         """The settlement with this code, or None."""
         return next((s for s in self.settlements if s.code == code), None)
@@ -562,6 +920,58 @@ class Config(BaseSettings):
     def find_category(self, code: str) -> Category | None:
         """The category with this code, or None."""
         return next((c for c in self.categories if c.code == code), None)
+
+
+class _FileUnderEnvironment(PydanticBaseSettingsSource):
+    """The TOML file with the environment laid over it, key by key (the environment wins).
+
+    pydantic-settings merges its sources table by table but replaces a list whole, so an
+    APPEALS_VK__COMMUNITIES__0__TOKEN would stand in for every [[vk.communities]] of the
+    file. Here a number in the variable's name picks the entry of the list it overrides
+    (counted from 0, as errors count them), so a community's token or secret can stay out
+    of the file like the main section's."""
+
+    def __init__(
+        self,
+        settings_cls: type[BaseSettings],
+        file: PydanticBaseSettingsSource,
+        environment: PydanticBaseSettingsSource,
+    ) -> None:
+        super().__init__(settings_cls)
+        self._file = file
+        self._environment = environment
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # unused: __call__ builds everything at once
+
+    def __call__(self) -> dict[str, Any]:
+        merged = _overlay(self._file(), self._environment())
+        return merged if isinstance(merged, dict) else {}
+
+
+def _overlay(base: Any, top: Any) -> Any:
+    """`top` laid over `base`: tables merged key by key; a table of numbered keys over a
+    list replaces those entries of it (one past the end adds an entry); anything else is
+    replaced by `top`."""
+    if isinstance(base, dict) and isinstance(top, dict):
+        merged = dict(base)
+        for key, value in top.items():
+            merged[key] = _overlay(base[key], value) if key in base else value
+        return merged
+    if isinstance(base, list) and isinstance(top, dict) and top:
+        if not all(isinstance(key, str) and key.isdecimal() for key in top):
+            return top
+        entries = list(base)
+        for key in sorted(top, key=int):
+            index = int(key)
+            if index < len(entries):
+                entries[index] = _overlay(entries[index], top[key])
+            elif index == len(entries):
+                entries.append(top[key])
+            else:
+                return top  # a gap: left for validation to refuse
+        return entries
+    return top
 
 
 def _duplicate_titles(section: str, titles: Sequence[str]) -> list[tuple[Loc, str]]:

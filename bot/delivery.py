@@ -33,7 +33,7 @@ RECORD_GATHER_SECONDS = 0.005
 PASS_INTERVAL_SECONDS = 0.005
 CONCURRENT_CHATS = 32  # enough to keep VK's 20/s and Telegram's 30/s busy at ~1 s latency
 
-Chat = tuple[str, str]  # (platform, chat id)
+Chat = tuple[str, str, str]  # (platform, community, chat id): a chat of one community
 
 
 class DeliveryWorker:
@@ -164,15 +164,13 @@ class DeliveryWorker:
                 rows = await tx.outbox.due_heads(now, list(self._channels), BATCH)
                 # Everything due in the chats that will get a task, in one read: a chat's
                 # task sends its list without asking the database again.
-                free = [
-                    (r.platform, r.chat_id) for r in rows if (r.platform, r.chat_id) not in busy
-                ]
+                free = [_chat(r) for r in rows if _chat(r) not in busy]
                 queued = await tx.outbox.due_in_chats(free[:CONCURRENT_CHATS], now, QUEUED_ROWS)
             self._warn_about_disabled(waiting)
             busy |= set(self._chats)
             unrecorded |= set(self._unrecorded)
             for row in rows:
-                chat = (row.platform, row.chat_id)
+                chat = _chat(row)
                 if chat in self._chats:
                     self._recheck.add(chat)
                     continue
@@ -281,7 +279,12 @@ class DeliveryWorker:
         """Send one row; its message ids, or None if it failed (and was recorded so)."""
         try:
             message = Outgoing.from_body(
-                row.platform, row.chat_id, json.loads(row.body), row.appeal_number, row.send_key
+                row.platform,
+                row.chat_id,
+                json.loads(row.body),
+                row.appeal_number,
+                row.send_key,
+                community=row.community,
             )
         except (ValueError, KeyError, TypeError, IndexError) as error:
             await self._failed(row, f"unreadable outbox body: {error!r}", False, None)
@@ -349,3 +352,7 @@ class DeliveryWorker:
         if retry_after is not None:
             delay = max(delay, retry_after)
         return float(min(delay, max(self._max_backoff, retry_after or 0.0)))
+
+
+def _chat(row: OutboxRow) -> Chat:
+    return (row.platform, row.community, row.chat_id)

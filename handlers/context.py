@@ -34,6 +34,9 @@ class Context:
     resident: Resident
     staff: StaffMember | None = None
     outgoing: list[Outgoing] = field(default_factory=list)
+    # The settlement this conversation is preset to (a settlement's community, a deep link;
+    # SPEC §14), set by the resident dialogue for the update at hand.
+    preset_settlement: str | None = None
 
     @property
     def work(self) -> Work:
@@ -46,7 +49,7 @@ class Context:
         *,
         appeal_number: int | None = None,
     ) -> None:
-        """Answer into the chat the message came from."""
+        """Answer into the chat the message came from, through the community it came to."""
         self.outgoing.append(
             Outgoing(
                 platform=self.message.platform,
@@ -54,5 +57,6 @@ class Context:
                 text=text,
                 keyboard=keyboard,
                 appeal_number=appeal_number,
+                community=self.message.community,
             )
         )

@@ -15,14 +15,17 @@ from datetime import UTC, datetime
 from loguru import logger
 
 from handlers import texts
+from handlers.comments import comment_flood, handle_comment
 from handlers.context import Context
 from handlers.dialogue.resident import handle_resident, withdrawal
 from handlers.flood import FloodGuard, Verdict
-from handlers.messages import Incoming, Outgoing
+from handlers.messages import COMMENT_NEW, Incoming, Outgoing
+from handlers.notify import queue
 from handlers.settings import HandlerSettings
 from handlers.staff.router import handle_staff
 from handlers.text_input import clean_text
 from storage.db import Database
+from storage.models import Resident
 
 Clock = Callable[[], datetime]
 Notify = Callable[[], None]
@@ -32,6 +35,20 @@ FAILED_REMEMBERED = 10_000  # senders whose last update failed, kept to tell a r
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+def _adds(message: Incoming) -> bool:
+    """Whether a comment event may add an item (a new comment), not only change one."""
+    return message.comment is not None and message.comment.action == COMMENT_NEW
+
+
+def _event_key(message: Incoming) -> str:
+    """The event id as it is recorded: a platform numbers each community's (bot's) events
+    on its own (Telegram update_id), so another community's are kept apart."""
+    assert message.event_id is not None
+    if not message.community:
+        return message.event_id
+    return f"{message.community}/{message.event_id}"
 
 
 class Engine:
@@ -80,7 +97,7 @@ class Engine:
                 if inbox_id is not None:
                     await tx.inbox.mark_done(inbox_id, now)
                 if message.event_id is not None and not await tx.events.record_once(
-                    message.platform, message.event_id, now
+                    message.platform, _event_key(message), now
                 ):
                     logger.info(
                         "duplicate event ignored platform={} event={}",
@@ -89,14 +106,34 @@ class Engine:
                     )
                     return False
                 arrival = await tx.arrive(message.platform, message.user_id, message.identity)
-                resident = await tx.residents.get_or_create(
-                    message.platform, message.user_id, message.chat_id, now, known=arrival.resident
-                )
+                comment = message.comment is not None
+                if comment and arrival.resident is None and not _adds(message):
+                    # An edit or a deletion changes an item, whose author is on record if
+                    # it is one: nobody new is written down for it.
+                    resident = Resident(0, message.platform, message.user_id, "", None, None, None)
+                else:
+                    resident = await tx.residents.get_or_create(
+                        message.platform,
+                        message.user_id,
+                        # A comment comes from a post, not a chat: the author's private chat
+                        # on VK and MAX has their user id; only a message there changes it.
+                        message.user_id if comment else message.chat_id,
+                        now,
+                        known=arrival.resident,
+                        community=message.community,
+                        keep_chat=comment,
+                    )
                 staff = arrival.staff
                 ctx = Context(message, tx, self.settings, now, resident, staff)
                 if staff is not None:
                     self._flood.exempt(message.identity)
-                if verdict is Verdict.WARN and staff is None:
+                if comment:
+                    # Never answered into the "chat" it came from: that would be public.
+                    if verdict is Verdict.WARN and staff is None:
+                        await comment_flood(ctx)
+                    else:
+                        await handle_comment(ctx, banned=arrival.ban is not None)
+                elif verdict is Verdict.WARN and staff is None:
                     ctx.reply(texts.FLOOD_WARNING)
                     logger.warning(
                         "flood: messages ignored for a while platform={} chat={}",
@@ -108,9 +145,7 @@ class Engine:
                 elif not await self._turned_away(ctx):
                     await handle_resident(ctx)
                 for out in ctx.outgoing:
-                    await tx.outbox.add(
-                        out.platform, out.chat_id, out.body(), now, appeal_number=out.appeal_number
-                    )
+                    await queue(tx, out, now)
         except Exception:
             logger.exception("update failed platform={} chat={}", message.platform, message.chat_id)
             await self._apologise(message, now, inbox_id)
@@ -131,8 +166,13 @@ class Engine:
             if inbox_id is not None:
                 await tx.inbox.mark_done(inbox_id, now)
             if verdict is Verdict.WARN:
-                warning = Outgoing(message.platform, message.chat_id, texts.FLOOD_WARNING)
-                await tx.outbox.add(warning.platform, warning.chat_id, warning.body(), now)
+                warning = Outgoing(
+                    message.platform,
+                    message.chat_id,
+                    texts.FLOOD_WARNING,
+                    community=message.community,
+                )
+                await queue(tx, warning, now)
         if verdict is Verdict.WARN:
             logger.warning("flood: messages ignored for a while platform={}", message.platform)
             self._notify()
@@ -141,6 +181,8 @@ class Engine:
     def _verdict(self, message: Incoming, now: datetime) -> Verdict:
         if message.platform in self._unflooded:
             return Verdict.PASS
+        if message.comment is not None and not _adds(message):
+            return Verdict.PASS  # an edit or a deletion changes an item, it adds none
         return self._flood.check(message.identity, now)
 
     async def _turned_away(self, ctx: Context) -> bool:
@@ -170,8 +212,14 @@ class Engine:
             async with self.db.transaction() as tx:
                 if inbox_id is not None:
                     await tx.inbox.mark_done(inbox_id, now)
-                sorry = Outgoing(message.platform, message.chat_id, texts.SOMETHING_WENT_WRONG)
-                await tx.outbox.add(sorry.platform, sorry.chat_id, sorry.body(), now)
+                if message.comment is None:  # under a post it would be said in public
+                    sorry = Outgoing(
+                        message.platform,
+                        message.chat_id,
+                        texts.SOMETHING_WENT_WRONG,
+                        community=message.community,
+                    )
+                    await queue(tx, sorry, now)
                 if repeated:
                     await tx.drafts.delete(message.platform, message.user_id)
                     logger.warning(

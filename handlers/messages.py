@@ -12,7 +12,22 @@ from typing import Any
 
 from storage.models import Photo
 
-__all__ = ["Button", "Incoming", "Keyboard", "Location", "Outgoing", "Photo"]
+__all__ = [
+    "Button",
+    "CommentEvent",
+    "CommentTarget",
+    "Incoming",
+    "Keyboard",
+    "Location",
+    "Outgoing",
+    "Photo",
+]
+
+# What happened to a comment under a post (SPEC §14).
+COMMENT_NEW = "new"
+COMMENT_EDIT = "edit"
+COMMENT_DELETE = "delete"
+COMMENT_ACTIONS = frozenset({COMMENT_NEW, COMMENT_EDIT, COMMENT_DELETE})
 
 
 @dataclass(frozen=True)
@@ -73,11 +88,45 @@ class Keyboard:
 
 
 @dataclass(frozen=True)
+class CommentEvent:
+    """A comment under a community's post, as a channel read it (SPEC §14): what happened
+    to it (`action`, one of COMMENT_ACTIONS) and where it is. The comment's text and author
+    are the message's own `text`, `user_id` and `display_name`."""
+
+    action: str
+    owner_id: str  # VK: the wall, -group_id; MAX: the channel's chat id
+    post_id: str
+    comment_id: str
+    link: str  # the comment, for staff to open
+    author_link: str | None = None  # the author's public profile
+
+
+@dataclass(frozen=True)
+class CommentTarget:
+    """Where a public answer goes: under comment `reply_to` of post `post_id` on
+    `owner_id`'s wall (VK wall.createComment, MAX POST /messages/{mid}/comments)."""
+
+    owner_id: str
+    post_id: str
+    reply_to: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"owner_id": self.owner_id, "post_id": self.post_id, "reply_to": self.reply_to}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CommentTarget:
+        return cls(str(data["owner_id"]), str(data["post_id"]), str(data["reply_to"]))
+
+
+@dataclass(frozen=True)
 class Incoming:
     """One update from a person, in any messenger's terms.
 
     `event_id` is the platform's id of the update (for once-only processing); `reply_to` the
     id of the bot's message that this one quotes; `unsupported` marks stickers, voice, files.
+    `community`: which community (bot) of the platform it came to, '' for the platform's main
+    section (SPEC §14); `start`: a deep link's payload (MAX `bot_started`); `comment`: set
+    when this is a comment under a post rather than a message in a private chat.
     """
 
     platform: str
@@ -93,6 +142,9 @@ class Incoming:
     event_id: str | None = None
     reply_to: str | None = None
     unsupported: bool = False
+    community: str = ""
+    start: str | None = None
+    comment: CommentEvent | None = None
 
     @property
     def identity(self) -> str:
@@ -120,6 +172,11 @@ class Outgoing:
     # The outbox row carrying it, set by the delivery worker: a channel derives idempotency
     # keys from it (VK random_id), so a resend after a crash is recognised as the same message.
     outbox_id: int | None = None
+    # The community (bot) it goes through: a person is written to through the community
+    # they wrote to ('' for the platform's main one, SPEC §14).
+    community: str = ""
+    # A public answer under a comment instead of a message into a chat (SPEC §14).
+    comment: CommentTarget | None = None
 
     def body(self) -> dict[str, Any]:
         """The JSON-ready body kept in the outbox."""
@@ -130,6 +187,8 @@ class Outgoing:
         }
         if self.report:
             body["report"] = True
+        if self.comment is not None:
+            body["comment"] = self.comment.to_dict()
         return body
 
     @classmethod
@@ -140,8 +199,10 @@ class Outgoing:
         body: dict[str, Any],
         appeal_number: int | None,
         outbox_id: int | None = None,
+        community: str = "",
     ) -> Outgoing:
         keyboard = body.get("keyboard")
+        comment = body.get("comment")
         return cls(
             platform=platform,
             chat_id=chat_id,
@@ -151,4 +212,6 @@ class Outgoing:
             appeal_number=appeal_number,
             report=bool(body.get("report", False)),
             outbox_id=outbox_id,
+            community=community,
+            comment=CommentTarget.from_dict(comment) if comment else None,
         )

@@ -360,6 +360,8 @@ USAGE = {
     "staff": "/staff list | add <код_поселения|moderator> платформа:id | remove платформа:id",
     "stats": "/stats [С] [ПО] — цифры за период (ДД.ММ.ГГГГ или ГГГГ-ММ-ДД)",
     "overdue": "/overdue [после N] — просроченные обращения",
+    "invite": "/invite N — пригласить автора комментария в личные сообщения",
+    "comment": "/comment код_поселения ссылка текст — зарегистрировать комментарий вручную (ОК)",
 }
 USAGE_PREFIX = "Формат: {usage}"
 STAFF_PLAIN_TEXT = (
@@ -478,6 +480,7 @@ TG_STAFF_COMMANDS = (
     ("reply", "Ответ жителю: /reply N текст"),
     ("ask", "Вопрос жителю: /ask N текст"),
     ("close", "Закрыть: /close N"),
+    ("invite", "Пригласить автора комментария: /invite N"),
     ("overdue", "Просроченные (модераторам)"),
     ("stats", "Цифры за период (модераторам)"),
 )
@@ -552,6 +555,14 @@ REPORT_CSV_SECTIONS = {
     "platform": "мессенджеры",
     "status": "статусы",
     "rating": "оценки",
+    "community": "сообщества",
+    "comments": "комментарии",
+    "comment_community": "комментарии по сообществам",
+}
+REPORT_CSV_COMMENTS = {
+    "received": "поступило комментариев",
+    "answered": "отвечено",
+    "on_time": "отвечено в срок",
 }
 REPORT_CSV_SUMMARY = {
     "from": "с",
@@ -586,6 +597,8 @@ REGISTER_HEADER = (
     "Ответ в срок",
     "Оценка",
     "Последний ответ",
+    "Сообщество",
+    "Вид",
 )
 YES = "да"
 NO = "нет"
@@ -609,3 +622,115 @@ DEMO_PHOTO_BAD = (
     "Фото прикрепляется ссылкой http:// или https:// не длиннее {limit} символов, "
     "например: /photo https://example.ru/yama.jpg"
 )
+
+# --- Every door of the community: settlement communities and comments (SPEC §14) ------------
+# The greeting of a settlement's own community (or of a deep link naming a settlement).
+GREETING_SETTLEMENT = (
+    "Здравствуйте! Это канал обратной связи: {bot_name}, населённый пункт {settlement}.\n"
+    "Здесь можно сообщить о проблеме или задать вопрос — ответ придёт в этот же чат "
+    "в течение {hours} ч.\n\nВыберите, что вы хотите сделать."
+)
+INTAKE_GREETING_SETTLEMENT = (
+    "Здравствуйте! Это канал обратной связи: {bot_name}, населённый пункт {settlement}. "
+    "Ответ на обращение придёт в этот же чат в течение {hours} ч."
+)
+INTAKE_OFFER_SETTLEMENT = (
+    "Подать обращение с этим текстом? Нажмите «Подать обращение»: текст станет описанием, "
+    "останется выбрать тему. Можно дописать подробности следующим сообщением — они "
+    "добавятся к тексту."
+)
+# The confirmation's button that goes back to the settlement step the community skipped.
+CHANGE_SETTLEMENT = "Изменить населённый пункт"
+
+# A comment item as staff read it: titles (the card's first line) by the appeal's title.
+CARD_COMMENT_NEW = "Комментарий под постом №{number}"
+CARD_COMMENT_SHOW = "Комментарий №{number}"
+CARD_COMMENT_REASSIGNED = "Комментарий №{number} передан вашему поселению"
+COMMENT_TITLES = {
+    CARD_NEW: CARD_COMMENT_NEW,
+    CARD_SHOW: CARD_COMMENT_SHOW,
+    CARD_REASSIGNED: CARD_COMMENT_REASSIGNED,
+}
+CARD_COMMENT_LINES = (
+    "Сообщество: {community}\nНаселённый пункт: {settlement}\nТекст: {text}\n"
+    "Автор: {author}\nКомментарий: {link}"
+)
+CARD_COMMENT_DELETED = "Комментарий удалён."
+CARD_COMMENT_NO_SETTLEMENT = "не указан"
+# The one line that warns before a public answer (SPEC §14).
+CARD_COMMENT_PUBLIC = (
+    "⚠ Ответ публикуется под комментарием открыто: не пишите в нём персональных данных."
+)
+CARD_COMMENT_HOW_TO_ANSWER = (
+    "Ответить публично: /reply {number} текст · Пригласить в личные сообщения: /invite {number}\n"
+    "Взять в работу: /take {number} · Закрыть: /close {number} · Отклонить: /reject {number} "
+    "причина"
+)
+COMMENT_CATEGORY = "Комментарий под постом"
+COMMENT_NO_ADMIN = (
+    "У сообщества нет своего поселения или в поселении нет администратора — комментарий "
+    "направлен модераторам."
+)
+# What is posted under the comment.
+COMMENT_ANSWER = "{text}\n\n{organisation}"
+COMMENT_INVITATION = (
+    "Здравствуйте! Чтобы мы разобрались подробнее, напишите нам, пожалуйста, в личные "
+    "сообщения: {url} — там можно подать обращение, ответ придёт в течение {hours} ч."
+)
+# What staff are told.
+COMMENT_REPLIED = "Ответ опубликован под комментарием №{number}."
+COMMENT_INVITED = "Под комментарием №{number} опубликовано приглашение написать в личные сообщения."
+INVITE_NOT_A_COMMENT = (
+    "№{number} — обращение, а не комментарий: житель уже пишет в личные сообщения. "
+    "Ответить: /reply {number} текст"
+)
+INVITE_NO_LINK = (
+    "Для этого сообщества не задан адрес личных сообщений (invite_url в настройках), "
+    "пригласить нельзя. Ответить публично: /reply {number} текст"
+)
+ASK_NOT_FOR_COMMENT = (
+    "Комментарий №{number} — публичный: вопрос автору можно задать только открыто "
+    "(/reply {number} текст) или пригласить его в личные сообщения (/invite {number})."
+)
+COMMENT_DELETED_CANNOT_ANSWER = (
+    "Комментарий №{number} удалён: ответить под ним нельзя. Закрыть: /close {number}"
+)
+COMMENT_TAKEN = "Комментарий №{number} взят в работу."
+COMMENT_CLOSED = "Комментарий №{number} закрыт."
+COMMENT_REJECTED = "Комментарий №{number} отклонён (без ответа автору)."
+COMMENT_ASSIGNED = "Комментарий №{number} передан: {settlement}. Администраторы уведомлены."
+COMMENT_REGISTERED = (
+    "Комментарий №{number} зарегистрирован вручную; администраторы поселения уведомлены."
+)
+COMMENT_BAD_LINK = "Ссылка на комментарий пишется целиком: https://…"
+COMMENT_POST_BY_HAND = (
+    "Ответ на комментарий №{number} записан. Бот не может опубликовать его сам — "
+    "разместите этот текст под комментарием: {link}\n\n{text}"
+)
+COMMENT_DELETED_TO_STAFF = "Комментарий №{number} удалён под постом; он закрыт."
+COMMENT_DELETED_NOTE = "комментарий удалён"
+COMMENT_FLOOD_TO_MODERATORS = (
+    "Слишком много комментариев подряд от {author} ({identity}) в сообществе {community}: "
+    "следующие несколько минут его комментарии не регистрируются. "
+    "Заблокировать: /ban {identity} причина"
+)
+THREAD_COMMENT_KINDS = {
+    "created": "комментарий",
+    "edited": "комментарий изменён",
+    "invite": "приглашение",
+}
+THREAD_AUTHOR = "автор"
+COMMENT_AUTHOR_UNKNOWN = "не указан"
+# Registers: what an item is, and how the community is named.
+KIND_TITLES = {"appeal": "обращение", "comment": "комментарий"}
+COMMUNITY_MAIN = "основное сообщество"
+STATS_BY_COMMUNITY = "По сообществам:"
+STATS_COMMENTS = (
+    "Комментарии под постами: {received} · отвечено: {answered} · в срок: {on_time} ({share})"
+)
+STATS_COMMENTS_BY_COMMUNITY = "Комментарии по сообществам:"
+REPORT_COMMENTS = (
+    "Комментарии под постами сообществ учтены отдельно: поступило {received}, ответ дан "
+    "на {answered}, в срок — на {on_time}."
+)
+COMMENT_FORMS = ("комментарий", "комментария", "комментариев")

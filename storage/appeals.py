@@ -18,14 +18,14 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from storage.backend import Connection, Row
-from storage.models import OPEN_STATUSES, Appeal, Photo, Status, ThreadEntry
+from storage.models import OPEN_STATUSES, Appeal, Kind, Photo, Status, ThreadEntry
 from storage.reports import Figures, ReportQueries
 from storage.times import from_db, to_db
 
 _COLUMNS = (
     "id, resident_id, status, category, settlement, text, place, latitude, longitude, photos,"
     " contact_name, contact_phone, platform, chat_id, created_at, deadline_at, rating,"
-    " first_answer_at"
+    " first_answer_at, kind, community"
 )
 
 # The deadline an appeal must now be answered by (SPEC §8), the one definition every list,
@@ -83,6 +83,8 @@ def _appeal(row: Row) -> Appeal:
         deadline_at=from_db(row["deadline_at"]),
         rating=row["rating"],
         first_answer_at=from_db(row["first_answer_at"]) if row["first_answer_at"] else None,
+        kind=Kind(row["kind"]),
+        community=row["community"],
     )
 
 
@@ -122,12 +124,16 @@ class AppealRepository:
         chat_id: str,
         created_at: datetime,
         deadline_at: datetime,
+        kind: Kind = Kind.APPEAL,
+        community: str = "",
     ) -> Appeal:
-        """Register an appeal; its number is the next in the deployment's sequence."""
+        """Register an appeal (or a comment item, `kind`); its number is the next in the
+        deployment's sequence."""
         row = await self._conn.fetchone(
             "INSERT INTO appeals (resident_id, category, settlement, text, place, latitude,"
             " longitude, photos, contact_name, contact_phone, platform, chat_id, created_at,"
-            " deadline_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " deadline_at, updated_at, kind, community)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
             f" RETURNING {_COLUMNS}",
             (
                 resident_id,
@@ -145,6 +151,8 @@ class AppealRepository:
                 to_db(created_at),
                 to_db(deadline_at),
                 to_db(created_at),
+                str(kind),
+                community,
             ),
         )
         assert row is not None
@@ -169,8 +177,9 @@ class AppealRepository:
         before: int | None = None,
     ) -> list[Appeal]:
         """The resident's appeals, newest first; with `before`, those older than that
-        number (the next page of «Мои обращения»)."""
-        where = "resident_id = ?"
+        number (the next page of «Мои обращения»). Comment items are not a resident's
+        appeals (SPEC §14: a comment never becomes one without its author writing in)."""
+        where = "resident_id = ? AND kind = 'appeal'"
         params: list[object] = [resident_id]
         if open_only:
             where += f" AND status IN ({', '.join('?' for _ in OPEN_STATUSES)})"
@@ -188,7 +197,10 @@ class AppealRepository:
 
     async def count_of_resident(self, resident_id: int, *, newer_than: int | None = None) -> int:
         """How many appeals the resident has (with `newer_than`: with a greater number)."""
-        sql = "SELECT count(*) FROM appeals INDEXED BY appeals_by_resident WHERE resident_id = ?"
+        sql = (
+            "SELECT count(*) FROM appeals INDEXED BY appeals_by_resident"
+            " WHERE resident_id = ? AND kind = 'appeal'"
+        )
         params: list[object] = [resident_id]
         if newer_than is not None:
             sql += " AND id > ?"
@@ -213,6 +225,13 @@ class AppealRepository:
             (to_db(now), to_db(now), number),
         )
 
+    async def set_text(self, number: int, text: str, now: datetime) -> None:
+        """A comment item's text follows its comment when the author edits it."""
+        await self._conn.execute(
+            "UPDATE appeals SET text = ?, updated_at = ? WHERE id = ?",
+            (text, to_db(now), number),
+        )
+
     async def set_settlement(self, number: int, settlement: str, now: datetime) -> None:
         await self._conn.execute(
             "UPDATE appeals SET settlement = ?, updated_at = ? WHERE id = ?",
@@ -235,7 +254,8 @@ class AppealRepository:
         and read every answered appeal of the district.)"""
         row = await self._conn.fetchone(
             f"SELECT {_COLUMNS} FROM appeals INDEXED BY appeals_by_resident"
-            " WHERE resident_id = ? AND status = 'answered' AND rating IS NULL"
+            " WHERE resident_id = ? AND kind = 'appeal' AND status = 'answered'"
+            " AND rating IS NULL"
             " ORDER BY updated_at DESC, id DESC LIMIT 1",
             (resident_id,),
         )
@@ -404,7 +424,13 @@ class AppealRepository:
         return await ReportQueries(self._conn).figures(since, until)
 
     async def erase_contacts_of_resident(self, resident_id: int) -> int:
-        """Anonymise a resident's appeals (name and phone); returns how many were touched."""
+        """Anonymise a resident's appeals (name and phone) and comment items (the public
+        name and the profile link); returns how many were touched."""
+        await self._conn.execute(
+            "UPDATE comments SET author_link = NULL WHERE author_link IS NOT NULL AND appeal_id"
+            " IN (SELECT id FROM appeals WHERE resident_id = ? AND kind = 'comment')",
+            (resident_id,),
+        )
         return await self._conn.execute(
             "UPDATE appeals SET contact_name = NULL, contact_phone = NULL"
             " WHERE resident_id = ? AND (contact_name IS NOT NULL OR contact_phone IS NOT NULL)",

@@ -31,7 +31,7 @@ class ArrivalRepository:
         rows = await self._conn.fetchall(
             "SELECT r.id, r.chat_id, r.display_name, r.consent_at, r.consent_version,"
             " s.role, s.settlement, b.reason, b.notified, b.identity,"
-            " d.step, d.data, d.updated_at"
+            " d.step, d.data, d.updated_at, r.community"
             " FROM (SELECT ? AS platform, ? AS user_id, ? AS identity) AS k"
             " LEFT JOIN residents r ON r.platform = k.platform AND r.user_id = k.user_id"
             " LEFT JOIN staff s ON s.identity = k.identity"
@@ -50,6 +50,7 @@ class ArrivalRepository:
                 display_name=first[2],
                 consent_at=from_db(first[3]) if first[3] else None,
                 consent_version=first[4],
+                community=first[13],
             )
         staff = None
         if first[5] is not None:

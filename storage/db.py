@@ -15,6 +15,7 @@ from storage.audit import AuditRepository
 from storage.backend import Connection
 from storage.bans import BanRepository
 from storage.channel_state import ChannelStateRepository
+from storage.comments import CommentRepository
 from storage.drafts import DraftRepository
 from storage.events import ProcessedEventRepository
 from storage.inbox import InboxRepository
@@ -37,6 +38,7 @@ class Tx:
         self.residents = ResidentRepository(conn)
         self.appeals = AppealRepository(conn)
         self.thread = ThreadRepository(conn)
+        self.comments = CommentRepository(conn)
         self.drafts = DraftRepository(conn)
         self.events = ProcessedEventRepository(conn)
         self.outbox = OutboxRepository(conn)

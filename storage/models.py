@@ -21,6 +21,14 @@ class Status(StrEnum):
 OPEN_STATUSES = (Status.NEW, Status.IN_PROGRESS, Status.ANSWERED)
 
 
+class Kind(StrEnum):
+    """What an item of the №N sequence is (SPEC §14): an appeal filed through the dialogue,
+    or a comment under a community's post."""
+
+    APPEAL = "appeal"
+    COMMENT = "comment"
+
+
 @dataclass(frozen=True)
 class Photo:
     """A photo as a platform gave it: its own file reference and, where known, a public URL."""
@@ -28,13 +36,24 @@ class Photo:
     platform: str
     ref: str
     url: str | None = None
+    # The community (bot) it came through, where the reference is that bot's own (a
+    # Telegram file_id can be fetched and sent again only by the bot that received it).
+    community: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return {"platform": self.platform, "ref": self.ref, "url": self.url}
+        data: dict[str, Any] = {"platform": self.platform, "ref": self.ref, "url": self.url}
+        if self.community:
+            data["community"] = self.community
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Photo:
-        return cls(platform=str(data["platform"]), ref=str(data["ref"]), url=data.get("url"))
+        return cls(
+            platform=str(data["platform"]),
+            ref=str(data["ref"]),
+            url=data.get("url"),
+            community=str(data.get("community") or ""),
+        )
 
 
 @dataclass(frozen=True)
@@ -46,6 +65,7 @@ class Resident:
     display_name: str | None
     consent_at: datetime | None
     consent_version: str | None
+    community: str = ""  # the community (bot) they last wrote to: where they are reached
 
 
 @dataclass(frozen=True)
@@ -68,6 +88,28 @@ class Appeal:
     deadline_at: datetime
     rating: str | None = None
     first_answer_at: datetime | None = None
+    kind: Kind = Kind.APPEAL
+    community: str = ""  # where it came in; the resident is answered through it
+
+    @property
+    def is_comment(self) -> bool:
+        return self.kind == Kind.COMMENT
+
+
+@dataclass(frozen=True)
+class Comment:
+    """Where a comment item's comment is, and who wrote it (SPEC §14)."""
+
+    number: int
+    platform: str
+    community: str
+    owner_id: str
+    post_id: str
+    comment_id: str
+    author_id: str
+    author_link: str | None
+    link: str
+    deleted: bool = False
 
 
 @dataclass(frozen=True)
@@ -101,6 +143,7 @@ class OutboxRow:
     appeal_number: int | None
     attempts: int
     send_key: int | None = None  # random per row: VK's idempotency key (bot/channels/vk.py)
+    community: str = ""  # the community (bot) it goes through; '' for the main one
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from storage.backend import Connection
 from storage.models import OutboxRow
 from storage.times import from_db, to_db
 
-_ROW = "o.id, o.platform, o.chat_id, o.body, o.appeal_id, o.attempts, o.send_key"
+_ROW = "o.id, o.platform, o.chat_id, o.body, o.appeal_id, o.attempts, o.send_key, o.community"
 SEND_KEY_BITS = 52  # VK's random_id is this key * 1024 + chunk + 1: below 2**62, an int64
 
 
@@ -31,6 +31,7 @@ def _outbox_row(row: Any) -> OutboxRow:
         appeal_number=row[4],
         attempts=row[5],
         send_key=row[6],
+        community=row[7],
     )
 
 
@@ -46,12 +47,16 @@ class OutboxRepository:
         now: datetime,
         *,
         appeal_number: int | None = None,
+        community: str = "",
     ) -> int:
+        """Queue a message to `chat_id` of `platform`, through its `community` ('' for the
+        platform's main one)."""
         row = await self._conn.fetchone(
-            "INSERT INTO outbox (platform, chat_id, body, appeal_id, next_attempt_at,"
-            " created_at, send_key) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            "INSERT INTO outbox (platform, community, chat_id, body, appeal_id, next_attempt_at,"
+            " created_at, send_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
             (
                 platform,
+                community,
                 chat_id,
                 json.dumps(body, ensure_ascii=False),
                 appeal_number,
@@ -69,7 +74,8 @@ class OutboxRepository:
         """The oldest pending row of each chat on the given platforms, if it is due.
 
         Only a chat's oldest row is ever offered, so messages to one chat keep their order,
-        and a chat waiting for a retry holds up nobody else.
+        and a chat waiting for a retry holds up nobody else. A chat is a chat of one
+        community: the same person in two communities has two.
         """
         if not platforms:
             return []
@@ -79,29 +85,31 @@ class OutboxRepository:
             for row in await self._conn.fetchall(
                 f"SELECT {_ROW} FROM outbox o"
                 " JOIN (SELECT min(id) AS id FROM outbox WHERE status = 'pending'"
-                f" AND platform IN ({marks}) GROUP BY platform, chat_id) AS head ON o.id = head.id"
+                f" AND platform IN ({marks}) GROUP BY platform, community, chat_id) AS head"
+                " ON o.id = head.id"
                 " WHERE o.next_attempt_at <= ? ORDER BY o.id LIMIT ?",
                 (*platforms, to_db(now), limit),
             )
         ]
 
     async def due_in_chats(
-        self, chats: Sequence[tuple[str, str]], now: datetime, limit: int
-    ) -> dict[tuple[str, str], list[OutboxRow]]:
-        """The pending, due rows of these (platform, chat id) chats, each chat's in order."""
+        self, chats: Sequence[tuple[str, str, str]], now: datetime, limit: int
+    ) -> dict[tuple[str, str, str], list[OutboxRow]]:
+        """The pending, due rows of these (platform, community, chat id) chats, each chat's
+        in order."""
         if not chats:
             return {}
-        pairs = ", ".join("(?, ?)" for _ in chats)
-        found: dict[tuple[str, str], list[OutboxRow]] = {}
+        triples = ", ".join("(?, ?, ?)" for _ in chats)
+        found: dict[tuple[str, str, str], list[OutboxRow]] = {}
         for raw in await self._conn.fetchall(
-            f"WITH c (platform, chat_id) AS (VALUES {pairs})"
+            f"WITH c (platform, community, chat_id) AS (VALUES {triples})"
             f" SELECT {_ROW} FROM c JOIN outbox o ON o.platform = c.platform"
-            " AND o.chat_id = c.chat_id"  # the partial index of pending rows by chat
+            " AND o.community = c.community AND o.chat_id = c.chat_id"  # pending rows by chat
             " WHERE o.status = 'pending' AND o.next_attempt_at <= ? ORDER BY o.id LIMIT ?",
             (*(value for chat in chats for value in chat), to_db(now), limit),
         ):
             row = _outbox_row(raw)
-            found.setdefault((row.platform, row.chat_id), []).append(row)
+            found.setdefault((row.platform, row.community, row.chat_id), []).append(row)
         return found
 
     async def platforms_waiting(self) -> list[str]:
@@ -141,10 +149,10 @@ class OutboxRepository:
             [(to_db(now), row.id) for row, _ in delivered],
         )
         await self._conn.executemany(
-            "INSERT OR REPLACE INTO sent_messages (platform, chat_id, message_id, outbox_id,"
-            " appeal_id) VALUES (?, ?, ?, ?, ?)",
+            "INSERT OR REPLACE INTO sent_messages (platform, community, chat_id, message_id,"
+            " outbox_id, appeal_id) VALUES (?, ?, ?, ?, ?, ?)",
             [
-                (row.platform, row.chat_id, mid, row.id, row.appeal_number)
+                (row.platform, row.community, row.chat_id, mid, row.id, row.appeal_number)
                 for row, message_ids in delivered
                 for mid in message_ids
             ],
@@ -164,11 +172,14 @@ class OutboxRepository:
             (error, row_id),
         )
 
-    async def appeal_of_message(self, platform: str, chat_id: str, message_id: str) -> int | None:
-        """The appeal a message sent by the bot was about (for quote-replies), if any."""
+    async def appeal_of_message(
+        self, platform: str, chat_id: str, message_id: str, community: str = ""
+    ) -> int | None:
+        """The appeal a message sent by the bot (through `community`) was about, for
+        quote-replies, if any."""
         row = await self._conn.fetchone(
-            "SELECT appeal_id FROM sent_messages WHERE platform = ? AND chat_id = ?"
-            " AND message_id = ?",
-            (platform, chat_id, message_id),
+            "SELECT appeal_id FROM sent_messages WHERE platform = ? AND community = ?"
+            " AND chat_id = ? AND message_id = ?",
+            (platform, community, chat_id, message_id),
         )
         return int(row[0]) if row and row[0] is not None else None

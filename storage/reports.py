@@ -5,9 +5,10 @@ plan does not depend on statistics the bot never gathers: SQLite has no hash agg
 left to itself it would range-scan the period and sort a million rows (seconds) where reading
 an index that is already in group order takes a fraction of one. No per-appeal Python:
 
-* every count of a period (by category, settlement, messenger, status and rating, answered,
-  answered on time) comes from one GROUP BY over `appeals_figures`, read in group order with
-  the period filtered on the way; the breakdowns are sums over its few hundred groups;
+* every count of a period (by category, settlement, messenger, community, status and rating,
+  answered, answered on time; appeals and comment items apart) comes from one GROUP BY over
+  `appeals_figures`, read in group order with the period filtered on the way; the breakdowns
+  are sums over its few hundred groups;
 * distinct residents: one pass over `appeals_by_resident`, residents in order;
 * percentiles of the time to first answer: `ORDER BY <expression> LIMIT 1 OFFSET k` on the
   expression index `appeals_by_answer_time`, which keeps answered appeals in that order;
@@ -28,6 +29,10 @@ Definitions (also in the README):
   ceil(p·n)-th smallest, an actually observed time;
 * ratings: «решён» / «не решён» as the resident last rated the answer; *unrated*: answered
   appeals the resident has not rated (an appeal never answered cannot be rated).
+* comment items (SPEC §14) are counted apart from appeals: every figure above is of appeals
+  only, and `Figures.comments` holds the comment items of the period (received, answered,
+  answered on time, by community and by status). A community is named `platform:key`
+  (`vk:` for the main VK community, `vk:123456` for another).
 
 `connect_read_only` opens the file for the command line without write access, so a report
 runs beside the bot (WAL lets readers and the one writer work at the same time).
@@ -65,8 +70,20 @@ class ReportError(Exception):
 
 
 @dataclass(frozen=True)
+class CommentFigures:
+    """The comment items of a period (SPEC §14), counted apart from appeals."""
+
+    received: int = 0
+    answered: int = 0  # answered under the comment (or invited to write in private)
+    on_time: int = 0
+    by_community: Counts = ()
+    by_status: Counts = ()
+    by_settlement: Counts = ()
+
+
+@dataclass(frozen=True)
 class Figures:
-    """SPEC §9 for the appeals received in [since, until)."""
+    """SPEC §9 for the appeals received in [since, until); comment items apart."""
 
     since: datetime
     until: datetime
@@ -83,6 +100,8 @@ class Figures:
     resolved: int
     unresolved: int
     unrated: int  # answered, not rated
+    by_community: Counts = ()  # appeals by the community they came in by: "vk:123"
+    comments: CommentFigures = CommentFigures()
 
     @property
     def on_time_share(self) -> float | None:
@@ -122,6 +141,8 @@ class RegisterRow:
     first_answer_at: datetime | None
     rating: str | None
     answer: str | None  # the latest official answer
+    kind: str = "appeal"  # or "comment": a comment item (SPEC §14)
+    community: str = ""  # the community it came in by ('' for the platform's main one)
 
 
 def read_only_uri(path: Path) -> str:
@@ -170,22 +191,37 @@ class ReportQueries:
     async def figures(self, since: datetime, until: datetime) -> Figures:
         period = (to_db(since), to_db(until))
         groups = await self._conn.fetchall(
-            "SELECT category, settlement, platform, status, rating, count(*),"
+            "SELECT kind, category, settlement, platform, community, status, rating, count(*),"
             " count(first_answer_at), coalesce(sum(first_answer_at <= deadline_at), 0)"
             " FROM appeals INDEXED BY appeals_figures WHERE created_at >= ? AND created_at < ?"
-            " GROUP BY category, settlement, platform, status, rating",
+            " GROUP BY kind, category, settlement, platform, community, status, rating",
             period,
         )
-        by: dict[str, Counter[str]] = {key: Counter() for key in ("c", "s", "p", "st", "r")}
+        by: dict[str, Counter[str]] = {
+            key: Counter() for key in ("c", "s", "p", "st", "r", "cm", "k_cm", "k_st", "k_s")
+        }
         received = answered = on_time = 0
         unrated = 0
-        for category, settlement, platform, status, rating, n, with_answer, in_time in groups:
+        comments = [0, 0, 0]  # received, answered, on time
+        for row in groups:
+            kind, category, settlement, platform, community, status, rating = row[:7]
+            n, with_answer, in_time = row[7], row[8], row[9]
+            where = f"{platform}:{community}"
+            if kind == "comment":
+                comments[0] += n
+                comments[1] += with_answer
+                comments[2] += in_time
+                by["k_cm"][where] += n
+                by["k_st"][status] += n
+                by["k_s"][settlement] += n
+                continue
             received += n
             answered += with_answer
             on_time += in_time
             by["c"][category] += n
             by["s"][settlement] += n
             by["p"][platform] += n
+            by["cm"][where] += n
             by["st"][status] += n
             if rating is not None:
                 by["r"][rating] += n
@@ -193,7 +229,7 @@ class ReportQueries:
                 unrated += with_answer
         row = await self._conn.fetchone(
             "SELECT count(*) FROM (SELECT resident_id FROM appeals INDEXED BY appeals_by_resident"
-            " WHERE created_at >= ? AND created_at < ? GROUP BY resident_id)",
+            " WHERE created_at >= ? AND created_at < ? AND kind = 'appeal' GROUP BY resident_id)",
             period,
         )
         residents = int(row[0]) if row else 0
@@ -214,6 +250,15 @@ class ReportQueries:
             resolved=by["r"]["resolved"],
             unresolved=by["r"]["unresolved"],
             unrated=unrated,
+            by_community=_largest_first(by["cm"]),
+            comments=CommentFigures(
+                received=comments[0],
+                answered=comments[1],
+                on_time=comments[2],
+                by_community=_largest_first(by["k_cm"]),
+                by_status=_largest_first(by["k_st"]),
+                by_settlement=_largest_first(by["k_s"]),
+            ),
         )
 
     async def _answer_percentiles(
@@ -226,7 +271,7 @@ class ReportQueries:
             row = await self._conn.fetchone(
                 f"SELECT {_ANSWER_DAYS} FROM appeals INDEXED BY appeals_by_answer_time"
                 " WHERE first_answer_at IS NOT NULL AND created_at >= ? AND created_at < ?"
-                f" ORDER BY {_ANSWER_DAYS} LIMIT 1 OFFSET ?",
+                f" AND kind = 'appeal' ORDER BY {_ANSWER_DAYS} LIMIT 1 OFFSET ?",
                 (*period, offset),
             )
             found.append(round(row[0] * SECONDS_PER_DAY) if row else None)
@@ -240,7 +285,8 @@ class ReportQueries:
             rows = await self._conn.fetchall(
                 "SELECT category, count(*), coalesce(sum(first_answer_at <= deadline_at), 0)"
                 " FROM appeals INDEXED BY appeals_by_created"
-                " WHERE created_at >= ? AND created_at < ? GROUP BY category",
+                " WHERE created_at >= ? AND created_at < ? AND kind = 'appeal'"
+                " GROUP BY category",
                 (to_db(since), to_db(until)),
             )
             counts: Counter[str] = Counter({row[0]: int(row[1]) for row in rows})
@@ -264,7 +310,7 @@ class ReportQueries:
             " a.place, a.latitude, a.longitude, json_array_length(a.photos), a.contact_name,"
             " a.contact_phone, a.deadline_at, a.first_answer_at, a.rating,"
             " (SELECT e.text FROM appeal_events e WHERE e.appeal_id = a.id"
-            "  AND e.kind = 'answer' ORDER BY e.id DESC LIMIT 1)"
+            "  AND e.kind = 'answer' ORDER BY e.id DESC LIMIT 1), a.kind, a.community"
             " FROM appeals a ORDER BY a.id",
             size=batch,
         )
@@ -291,6 +337,8 @@ class ReportQueries:
                         first_answer_at=_from_db(row[14]) if row[14] else None,
                         rating=row[15],
                         answer=row[16],
+                        kind=row[17],
+                        community=row[18],
                     )
                     for row in rows
                 ]

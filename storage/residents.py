@@ -8,7 +8,7 @@ from storage.backend import Connection, Row
 from storage.models import Resident
 from storage.times import from_db, to_db
 
-_COLUMNS = "id, platform, user_id, chat_id, display_name, consent_at, consent_version"
+_COLUMNS = "id, platform, user_id, chat_id, display_name, consent_at, consent_version, community"
 
 
 def _resident(row: Row) -> Resident:
@@ -20,6 +20,7 @@ def _resident(row: Row) -> Resident:
         display_name=row["display_name"],
         consent_at=from_db(row["consent_at"]) if row["consent_at"] else None,
         consent_version=row["consent_version"],
+        community=row["community"],
     )
 
 
@@ -57,19 +58,33 @@ class ResidentRepository:
         now: datetime,
         *,
         known: Resident | None = None,
+        community: str = "",
+        keep_chat: bool = False,
     ) -> Resident:
-        """The resident behind an identity; the chat id is kept current (nothing else personal).
-        No statement when `known` (read at the update's arrival) is current, which is nearly
-        every message; one otherwise."""
-        if known is not None and known.chat_id == chat_id:
+        """The resident behind an identity; the chat id and the community they wrote to are
+        kept current (nothing else personal). No statement when `known` (read at the
+        update's arrival) is current, which is nearly every message; one otherwise.
+        `keep_chat`: this update came from somewhere else than their private chat (a comment
+        under a post): an existing resident's chat and community stay as they are."""
+        if known is not None and (
+            keep_chat or (known.chat_id == chat_id and known.community == community)
+        ):
             return known
-        row = await self._conn.fetchone(
-            "INSERT INTO residents (platform, user_id, chat_id, created_at) VALUES (?, ?, ?, ?)"
-            " ON CONFLICT (platform, user_id) DO UPDATE SET chat_id = excluded.chat_id"
-            f" RETURNING {_COLUMNS}",
-            (platform, user_id, chat_id, to_db(now)),
+        update = (
+            "NOTHING"
+            if keep_chat
+            else "UPDATE SET chat_id = excluded.chat_id, community = excluded.community"
         )
-        assert row is not None
+        row = await self._conn.fetchone(
+            "INSERT INTO residents (platform, user_id, chat_id, community, created_at)"
+            f" VALUES (?, ?, ?, ?, ?) ON CONFLICT (platform, user_id) DO {update}"
+            f" RETURNING {_COLUMNS}",
+            (platform, user_id, chat_id, community, to_db(now)),
+        )
+        if row is None:  # DO NOTHING on a resident the arrival did not know (a race)
+            found = await self.find(platform, user_id)
+            assert found is not None
+            return found
         return _resident(row)
 
     async def give_consent(

@@ -44,7 +44,8 @@ class RetentionRepository:
 
     async def erase_archived(self, closed_before: datetime, now: datetime) -> int:
         """Personal data of appeals closed or rejected before `closed_before` (the archive
-        term): text, place, photos, name and phone, and the thread's texts. Category,
+        term): text, place, photos, name and phone (a comment author's profile link), and the
+        thread's texts. Category,
         settlement, messenger, status, times and rating stay for the figures."""
         numbers = [
             int(row[0])
@@ -66,6 +67,9 @@ class RetentionRepository:
         await self._conn.execute(
             f"UPDATE appeal_events SET text = NULL, photos = '[]' WHERE appeal_id IN ({marks})",
             numbers,
+        )
+        await self._conn.execute(
+            f"UPDATE comments SET author_link = NULL WHERE appeal_id IN ({marks})", numbers
         )
         await self._conn.execute(
             f"UPDATE outbox SET body = '{{}}' WHERE status != 'pending' AND appeal_id IN ({marks})",

@@ -340,6 +340,22 @@ SCHEMA: dict[str, Obj] = {
             "format": F("str", nullable=True, enum=TEXT_FORMAT),
         },
     ),
+    # "Unlike NewMessageBody, attachments are not allowed" (SPEC §14: an answer under a
+    # comment); a key the schema does not list is refused.
+    "NewCommentBody": Obj(
+        "components/schemas/NewCommentBody",
+        (),
+        {
+            "text": F("str", nullable=True, max_len=4000),
+            "link": ref("NewMessageLink", nullable=True),
+            "format": F("str", nullable=True, enum=TEXT_FORMAT),
+        },
+        extra=lambda value, where: [
+            f"{where}: NewCommentBody has no {key}"
+            for key in value
+            if key not in ("text", "link", "format")
+        ],
+    ),
     "NewMessageLink": Obj(
         "components/schemas/NewMessageLink",
         ("type", "mid"),

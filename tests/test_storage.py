@@ -20,6 +20,7 @@ from storage.db import Database, Tx
 from storage.migrate import _NAME, available_migrations
 from storage.models import Draft, Photo, Resident, Status
 from storage.sqlite import SqliteConnection
+from storage.times import to_db
 
 NOW = datetime(2026, 3, 2, 6, 0, tzinfo=UTC)
 NEWEST = len(available_migrations())
@@ -1192,15 +1193,28 @@ async def test_migration_6_keeps_the_deadline_of_reopened_appeals(db_path: Path)
     """An appeal reopened before migration 6 keeps the deadline the scheduler computed for
     it then (the notices recorded about it still match, so none is sent again)."""
     old = await Database.open(db_path, migrate_to=5)
-    async with old.transaction() as tx:
-        resident = await make_resident(tx)
-        number = await make_appeal(tx, resident)
-        rated = NOW + timedelta(hours=30, microseconds=123456)
-        await tx.appeals.set_status(number, Status.IN_PROGRESS, rated)
-        await tx.thread.add(number, kind="rating", author="resident", now=rated, text="unresolved")
     await old.close()
+    # Written in the columns of schema 5 (today's repositories write today's).
+    rated = NOW + timedelta(hours=30, microseconds=123456)
     conn = raw(db_path)
-    conn.execute("UPDATE appeals SET rating = 'unresolved', first_answer_at = created_at")
+    conn.execute(
+        "INSERT INTO residents (id, platform, user_id, chat_id, created_at)"
+        " VALUES (1, 'vk', '1001', 'chat-1001', ?)",
+        (to_db(NOW),),
+    )
+    number = conn.execute(
+        "INSERT INTO appeals (resident_id, status, category, settlement, text, platform, chat_id,"
+        " created_at, deadline_at, updated_at, rating, first_answer_at)"
+        " VALUES (1, 'in_progress', 'roads', 'sergino', 'Яма', 'vk', 'chat-1001', ?, ?, ?,"
+        " 'unresolved', ?) RETURNING id",
+        (to_db(NOW), to_db(NOW + timedelta(hours=24)), to_db(rated), to_db(NOW)),
+    ).fetchone()[0]
+    conn.execute(
+        "INSERT INTO appeal_events (appeal_id, kind, author, text, created_at)"
+        " VALUES (?, 'rating', 'resident', 'unresolved', ?)",
+        (number, to_db(rated)),
+    )
+    conn.commit()
     conn.close()
     database = await Database.open(db_path)
     try:

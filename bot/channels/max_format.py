@@ -1,5 +1,6 @@
 """MAX's wire format, both ways, with no network: an Update (message_created, message_callback,
-bot_started) into the normalized incoming message, and a keyboard into maxapi's
+bot_started, and comments under a channel's posts: comment_created, comment_edited,
+comment_removed) into the normalized incoming message, and a keyboard into maxapi's
 inline_keyboard attachment within MAX's limits.
 
 Facts are from the official OpenAPI schema, schema.yaml 0.0.33 of max-messenger/api-schema
@@ -28,7 +29,16 @@ from maxapi.utils.vcf import parse_vcf_info
 from bot.channels.vk_format import moment
 from bot.pagination import KeyboardLimits
 from handlers import texts
-from handlers.messages import Incoming, Keyboard, Location, Photo
+from handlers.messages import (
+    COMMENT_DELETE,
+    COMMENT_EDIT,
+    COMMENT_NEW,
+    CommentEvent,
+    Incoming,
+    Keyboard,
+    Location,
+    Photo,
+)
 
 PLATFORM = "max"
 # schema: NewMessageBody.text maxLength 4000; maxapi refuses len(text) >= 4000 itself
@@ -48,7 +58,20 @@ LIMITS_WITH_REQUEST = KeyboardLimits(
 MESSAGE_CREATED = "message_created"
 MESSAGE_CALLBACK = "message_callback"
 BOT_STARTED = "bot_started"
-UPDATE_TYPES = (MESSAGE_CREATED, MESSAGE_CALLBACK, BOT_STARTED)
+# Comments under the posts of a channel the bot administers (schema: CommentCreatedUpdate,
+# CommentEditedUpdate carry a `message`; CommentRemovedUpdate message_id, chat_id, user_id,
+# post_id), SPEC §14.
+COMMENT_CREATED = "comment_created"
+COMMENT_EDITED = "comment_edited"
+COMMENT_REMOVED = "comment_removed"
+COMMENT_UPDATES = {
+    COMMENT_CREATED: COMMENT_NEW,
+    COMMENT_EDITED: COMMENT_EDIT,
+    COMMENT_REMOVED: COMMENT_DELETE,
+}
+MESSAGE_UPDATE_TYPES = (MESSAGE_CREATED, MESSAGE_CALLBACK, BOT_STARTED)
+UPDATE_TYPES = (*MESSAGE_UPDATE_TYPES, *COMMENT_UPDATES)
+CHANNEL = "channel"
 DIALOG = "dialog"  # schema: ChatType; a person's one-to-one chat with the bot
 START_TEXT = "Начать"  # a bot_started shows the menu, as «Начать» does elsewhere
 MAX_PAYLOAD_KEPT = 1024
@@ -100,6 +123,14 @@ def event_id(update: dict[str, Any]) -> str | None:
     if kind == BOT_STARTED:
         user = update.get("user") or {}
         return f"started:{user.get('user_id')}:{update.get('timestamp')}"
+    if kind in (COMMENT_CREATED, COMMENT_EDITED):
+        mid = ((update.get("message") or {}).get("body") or {}).get("mid")
+        if not isinstance(mid, str) or not mid:
+            return None
+        return f"{kind}:{mid}" + (f":{update.get('timestamp')}" if kind == COMMENT_EDITED else "")
+    if kind == COMMENT_REMOVED:
+        mid = update.get("message_id")
+        return f"{kind}:{mid}" if isinstance(mid, str) and mid else None
     return None
 
 
@@ -110,8 +141,11 @@ def sender(update: Any) -> Hashable:
     kind = update.get("update_type")
     if kind == MESSAGE_CALLBACK:
         user = (update.get("callback") or {}).get("user")
-    elif kind == MESSAGE_CREATED:
+    elif kind in (MESSAGE_CREATED, COMMENT_CREATED, COMMENT_EDITED):
         user = (update.get("message") or {}).get("sender")
+    elif kind == COMMENT_REMOVED:
+        found_id: Hashable = update.get("user_id")
+        return found_id
     else:
         user = update.get("user")
     found: Hashable = user.get("user_id") if isinstance(user, dict) else None
@@ -126,6 +160,8 @@ def parse_update(update: dict[str, Any]) -> Parsed:
         return _callback(update)
     if kind == MESSAGE_CREATED:
         return _message(update)
+    if kind in COMMENT_UPDATES:
+        return _comment(update, COMMENT_UPDATES[kind])
     if kind == BOT_STARTED:
         user = update["user"]
         user_id = _user_id(user)
@@ -224,6 +260,58 @@ def _message(update: dict[str, Any]) -> Parsed:
         event_id=event_id(update),
         reply_to=reply_to,
         unsupported=unreadable and not (text or photos or location or phone),
+    )
+    return Parsed(incoming)
+
+
+def post_chat(post_id: str) -> str:
+    """The "chat" of a post's comments: where the answers under them go, in order."""
+    return f"post:{post_id}"
+
+
+def _comment(update: dict[str, Any], action: str) -> Parsed:
+    """A comment under a channel's post. Comments posted on behalf of the channel and by
+    bots (the bot's own answers among them) are not for us. The schema gives a comment no
+    public address: its place is the channel and the post."""
+    if action == COMMENT_DELETE:
+        mid, post_id = update["message_id"], update["post_id"]
+        if not isinstance(mid, str) or not isinstance(post_id, str) or not mid or not post_id:
+            raise TypeError("comment_removed without its ids")
+        user_id = _user_id({"user_id": update.get("user_id")})
+        owner, text, name, when = update.get("chat_id"), "", "", update.get("timestamp")
+    else:
+        message = update["message"]
+        user = message.get("sender")
+        if not isinstance(user, dict):
+            raise NotForUs("a comment on behalf of the channel")
+        user_id = _user_id(user)
+        if user.get("is_bot"):
+            raise NotForUs("a comment by a bot")
+        recipient = message.get("recipient") or {}
+        post_id = recipient.get("post_id")
+        body = message.get("body") or {}
+        mid = body.get("mid")
+        if not isinstance(mid, str) or not mid or not isinstance(post_id, str) or not post_id:
+            raise TypeError("a comment without its ids")
+        owner, text, name = recipient.get("chat_id"), str(body.get("text") or ""), _name(user)
+        when = message.get("timestamp")
+    comment = CommentEvent(
+        action=action,
+        owner_id=str(owner) if owner is not None else "",
+        post_id=post_id,
+        comment_id=mid,
+        link="",
+        author_link=None,
+    )
+    incoming = Incoming(
+        platform=PLATFORM,
+        chat_id=post_chat(post_id),
+        user_id=str(user_id),
+        received_at=moment(when, scale=1000),
+        text=text,
+        display_name=name,
+        event_id=event_id(update),
+        comment=comment,
     )
     return Parsed(incoming)
 

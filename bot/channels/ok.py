@@ -1,18 +1,22 @@
 """The Odnoklassniki channel: group messages through the OK Bot API (bot/ok_api.py).
 
-Webhooks arrive at {webhook_path}/{webhook_secret} on the shared web server (OK signs
-nothing, so the address is the secret; any other path is refused by the router). At
-start-up the bot subscribes its webhook unless OK already lists it. Each webhook is written
-to the inbox (bot/inbox.py) before OK hears 200, and handled from there, one sender's in
-order; OK's retries are recognised by their message ids at the door.
+One channel serves every group of the configuration ([ok] and each [[ok.communities]], SPEC
+§14), each with its own token. Webhooks arrive at {webhook_path}/{webhook_secret} on the
+shared web server (OK signs nothing, so the address is the secret; the secret says which
+group's webhook it is, and any other is refused). At start-up each group's bot subscribes its
+webhook unless OK already lists it. Each webhook is written to the inbox (bot/inbox.py)
+before OK hears 200, and handled from there, one sender's in order; OK's retries are
+recognised by their message ids at the door.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import json
 import math
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
@@ -61,30 +65,56 @@ DIALOG = "DIALOG"  # a person's own chat with the group [DOC graph.chat info: ty
 CHAT_TYPES_CACHED = 50_000
 
 
+@dataclass
+class _Group:
+    """One OK group the channel serves: its id in the database (`key`, '' for [ok]), its
+    client (its token), and the secret its webhook address ends with."""
+
+    key: str
+    client: OkClient
+    secret: str
+    public_url: str
+
+
 class OkChannel(Channel):
     platform = PLATFORM
     capabilities = Capabilities(buttons=True, photos=True, max_text=MAX_TEXT)
 
     def __init__(self, config: OkSection) -> None:
         self._config = config
-        self._client = OkClient(config.token.get_secret_value(), config.api_url)
-        secret = config.webhook_secret.get_secret_value()
-        self._route = f"{config.webhook_path.rstrip('/')}/{secret}"
-        self._public_url = f"{config.webhook_url.rstrip('/')}/{secret}"
+        base_url = config.webhook_url.rstrip("/")
+
+        def group(key: str, token: str, secret: str) -> _Group:
+            return _Group(key, OkClient(token, config.api_url), secret, f"{base_url}/{secret}")
+
+        main = group("", config.token.get_secret_value(), config.webhook_secret.get_secret_value())
+        self._groups: dict[str, _Group] = {"": main}
+        for entry in config.communities:
+            key = str(entry.group_id)
+            self._groups[key] = group(
+                key, entry.token.get_secret_value(), entry.webhook_secret.get_secret_value()
+            )
+        self._client = main.client  # the main group's (tests look at it)
+        self._route = f"{config.webhook_path.rstrip('/')}/{{secret}}"
         self._runtime: Runtime | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._pages = PageMemory()
         self._answers: set[asyncio.Task[None]] = set()
-        self._chat_types: dict[str, str] = {}  # chat id -> DIALOG, GROUP_CHAT or CHAT
+        # (group, chat id) -> DIALOG, GROUP_CHAT or CHAT
+        self._chat_types: dict[tuple[str, str], str] = {}
+        self._subscribed: set[str] = set()
 
     # --- receiving -----------------------------------------------------------------------
 
     async def start(self, runtime: Runtime) -> None:
         self._runtime = runtime
-        self.expect_webhooks(set_up=True)  # receiving once the subscription is in place
+        self.expect_webhooks(set_up=True)  # receiving once the subscriptions are in place
         runtime.web.add_post(self._route, self._webhook)
         runtime.inbox.register(PLATFORM, self._from_inbox)
-        self._tasks = [asyncio.create_task(self._subscribe(), name="ok-subscribe")]
+        self._tasks = [
+            asyncio.create_task(self._subscribe(group), name=f"ok-subscribe-{group.key or 'main'}")
+            for group in self._groups.values()
+        ]
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -95,20 +125,24 @@ class OkChannel(Channel):
         for answer in list(self._answers):
             with contextlib.suppress(Exception):
                 await answer
-        await self._client.close()
+        for group in self._groups.values():
+            await group.client.close()
 
-    async def _subscribe(self) -> None:
-        """Subscribe the webhook unless OK already has it; retried until OK answers."""
+    async def _subscribe(self, group: _Group) -> None:
+        """Subscribe the group's webhook unless OK already has it; retried until OK
+        answers. The channel is set up once every group is."""
         pause = 1.0
         while True:
             try:
-                subscribed = await self._client.subscriptions()
-                if any(s.url == self._public_url for s in subscribed):
+                subscribed = await group.client.subscriptions()
+                if any(s.url == group.public_url for s in subscribed):
                     logger.info("ok webhook already subscribed ({} subscriptions)", len(subscribed))
                 else:
-                    await self._client.subscribe(self._public_url)
-                    logger.info("ok webhook subscribed")
-                self.mark_set_up()
+                    await group.client.subscribe(group.public_url)
+                    logger.info("ok webhook subscribed for group {}", group.key or "main")
+                self._subscribed.add(group.key)
+                if len(self._subscribed) == len(self._groups):
+                    self.mark_set_up()
                 return
             except OkApiError as error:
                 logger.warning(
@@ -121,8 +155,17 @@ class OkChannel(Channel):
         """The update written to the inbox, then 200 [DOC §2.3: within 5 s, or OK
         redelivers]; 503 while the inbox is full. The path carries the secret, so a body
         of a shape we do not handle is still OK's: logged by its shape and answered 200,
-        or OK would resend it for hours and may drop the subscription."""
+        or OK would resend it for hours and may drop the subscription. The secret at the
+        end of the path says which group's it is; an address with no group's secret is not
+        found, as it was before groups shared the path."""
         assert self._runtime is not None
+        given = request.match_info.get("secret", "").encode("utf-8", "replace")
+        group = None
+        for candidate in self._groups.values():  # every one compared: the time tells nothing
+            if hmac.compare_digest(given, candidate.secret.encode()):
+                group = candidate
+        if group is None:
+            raise web.HTTPNotFound()
         self.mark_received()
         try:
             raw = await request.text()
@@ -139,57 +182,63 @@ class OkChannel(Channel):
             return web.Response(text="ok")
         event_id = update.event_id if len(update.event_id) <= MAX_EVENT_ID else None
         accepted = await self._runtime.inbox.accept(
-            PLATFORM, "", event_id, update.sender.user_id, raw
+            PLATFORM, group.key, event_id, update.sender.user_id, raw
         )
         if accepted is Accepted.FULL:
             return web.Response(status=503, text="busy")
         return web.Response(text="ok")
 
     async def _from_inbox(self, row: InboxRow) -> None:
-        await self._handle(parse_webhook(json.loads(row.body)), row)
+        group = self._groups.get(row.community)
+        if group is None:  # accepted for a group since taken out of the config
+            assert self._runtime is not None
+            logger.warning("ok webhook of a group no longer configured dropped")
+            await self._runtime.inbox.done(row)
+            return
+        await self._handle(parse_webhook(json.loads(row.body)), row, group)
 
-    async def _handle(self, update: Webhook, row: InboxRow) -> None:
+    async def _handle(self, update: Webhook, row: InboxRow, group: _Group) -> None:
         assert self._runtime is not None
         try:
-            incoming = self._normalize(update)
+            incoming = self._normalize(update, group)
         except Exception as error:  # malformed in any way: dropped, the channel goes on
             logger.warning("ok webhook malformed, dropped: {}", type(error).__name__)
             incoming = None
         command = incoming is not None and incoming.text.lstrip().startswith("/")
-        if incoming is None or (command and not await self._private(incoming.chat_id)):
+        if incoming is None or (command and not await self._private(incoming.chat_id, group)):
             await self._runtime.inbox.done(row)
             return
-        page = self._pages.page(incoming.chat_id, incoming.payload)
+        page = self._pages.page(_page_key(group, incoming.chat_id), incoming.payload)
         if page is not None:  # «Ещё»: the next page of the same keyboard
             if await self._runtime.admit(incoming, inbox_id=row.id):
                 with contextlib.suppress(SendError):
-                    await self._send_parts(incoming.chat_id, [texts.MORE_OPTIONS], page, [])
+                    await self._send_parts(incoming.chat_id, [texts.MORE_OPTIONS], page, [], group)
                 await self._runtime.inbox.done(row)
             return
         await self._runtime.intake(incoming, inbox_id=row.id)
 
-    async def _private(self, chat_id: str) -> bool:
+    async def _private(self, chat_id: str, group: _Group) -> bool:
         """Whether a chat is a person's own dialog with the group, asked before a command is
         handled: a staff command from a group chat would be answered into that group, so
         commands are taken from private chats only, as on VK and Telegram. OK's webhook
         does not say the chat's type, so OK is asked, once per chat, and only for commands
         (a resident's ordinary message costs no extra call); if OK cannot say now, the chat
         is taken for a dialog (the usual case) and asked about again next time."""
-        known = self._chat_types.get(chat_id)
+        known = self._chat_types.get((group.key, chat_id))
         if known is None:
             try:
-                known = await self._client.chat_type(chat_id)
+                known = await group.client.chat_type(chat_id)
             except OkApiError as error:
                 logger.warning("ok chat type unknown ({}), taken for a dialog", error.reason)
                 return True
-            self._chat_types[chat_id] = known
+            self._chat_types[(group.key, chat_id)] = known
             while len(self._chat_types) > CHAT_TYPES_CACHED:
                 self._chat_types.pop(next(iter(self._chat_types)))
         if known != DIALOG:
             logger.info("ok message in a {} ignored: people are answered in private", known)
         return known == DIALOG
 
-    def _normalize(self, update: Webhook) -> Incoming | None:
+    def _normalize(self, update: Webhook, group: _Group | None = None) -> Incoming | None:
         """A webhook as the core's incoming message; None (and a warning with the raw body,
         so a live check can fix the shape in one place) for one that matches no known form."""
         user_id = update.sender.user_id.removeprefix(USER_PREFIX)
@@ -200,11 +249,12 @@ class OkChannel(Channel):
             "received_at": moment(update.timestamp, scale=1000),
             "display_name": update.sender.name,
             "event_id": update.event_id,
+            "community": group.key if group is not None else "",
         }
         kind = update.kind
         if kind == "MESSAGE_CALLBACK" and update.callback_payload is not None:
             if update.callbackId:
-                self._answer(update.recipient.chat_id, update.callbackId)
+                self._answer(update.recipient.chat_id, update.callbackId, group or self._groups[""])
             return Incoming(payload=update.callback_payload, **common)
         if kind == "MESSAGE_CREATED" and update.message is not None:
             return self._message(update, common)
@@ -242,12 +292,12 @@ class OkChannel(Channel):
             **common,
         )
 
-    def _answer(self, chat_id: str, callback_id: str) -> None:
+    def _answer(self, chat_id: str, callback_id: str, group: _Group) -> None:
         """Acknowledge the press; OK wants an answering message [DOC graph.chat.answer]."""
 
         async def answer() -> None:
             try:
-                await self._client.answer_callback(chat_id, callback_id, "✓")
+                await group.client.answer_callback(chat_id, callback_id, "✓")
             except OkApiError as error:
                 logger.warning("ok callback answer failed: {}", error.reason)
 
@@ -258,17 +308,20 @@ class OkChannel(Channel):
     # --- sending ------------------------------------------------------------------------
 
     async def send(self, message: Outgoing) -> list[str]:
-        images, links = await self._images(message)
+        group = self._groups.get(message.community)
+        if group is None:  # queued for a group since taken out of the config
+            raise SendError(f"ok group {message.community} is not configured", retryable=False)
+        images, links = await self._images(message, group)
         text = message.text + ("\n\n" + "\n".join(links) if links else "")
         keyboard = None
         if message.keyboard is not None and message.keyboard.rows:
             pages = keyboard_pages(message.keyboard, LIMITS)
-            self._pages.remember(message.chat_id, pages)
+            self._pages.remember(_page_key(group, message.chat_id), pages)
             keyboard = pages[0]
         appeal = f"№{message.appeal_number}" if message.appeal_number else "-"
         try:
             return await self._send_parts(
-                message.chat_id, split_text(text, MAX_TEXT), keyboard, images
+                message.chat_id, split_text(text, MAX_TEXT), keyboard, images, group
             )
         except SendError as error:
             logger.warning(
@@ -277,7 +330,12 @@ class OkChannel(Channel):
             raise
 
     async def _send_parts(
-        self, chat_id: str, parts: list[str], keyboard: Keyboard | None, images: list[Attachment]
+        self,
+        chat_id: str,
+        parts: list[str],
+        keyboard: Keyboard | None,
+        images: list[Attachment],
+        group: _Group,
     ) -> list[str]:
         ids = []
         for index, part in enumerate(parts):
@@ -288,8 +346,8 @@ class OkChannel(Channel):
                 attachments += images[: MAX_ATTACHMENTS - len(attachments)]
             assert self._runtime is not None
             try:
-                async with self._runtime.paced(PLATFORM, chat_id):
-                    sent = await self._client.send(
+                async with self._runtime.paced(PLATFORM, chat_id, group.key):
+                    sent = await group.client.send(
                         chat_id, OutgoingMessage(text=part, attachments=attachments)
                     )
             except OkApiError as error:
@@ -298,7 +356,7 @@ class OkChannel(Channel):
                 ids.append(sent)
         return ids
 
-    async def _images(self, message: Outgoing) -> tuple[list[Attachment], list[str]]:
+    async def _images(self, message: Outgoing, group: _Group) -> tuple[list[Attachment], list[str]]:
         """IMAGE attachments, uploaded; links for the photos that could not be."""
         assert self._runtime is not None
         room = MAX_ATTACHMENTS - (1 if message.keyboard and message.keyboard.rows else 0)
@@ -307,14 +365,14 @@ class OkChannel(Channel):
         for photo in message.photos:
             attachment = None
             if len(images) < room:
-                attachment = await self._image(photo)
+                attachment = await self._image(photo, group)
             if attachment is not None:
                 images.append(attachment)
             else:
                 links.append(photo.url or texts.PHOTOS_ONLY)
         return images, links
 
-    async def _image(self, photo: Photo) -> Attachment | None:
+    async def _image(self, photo: Photo, group: _Group) -> Attachment | None:
         """Every photo is uploaded, those received on OK too (fetched from the URL OK gave):
         OK takes only one image by URL per message and refuses the whole message past it
         (error 100, [DOC]), and whether a received photo's token may be sent back into
@@ -322,7 +380,7 @@ class OkChannel(Channel):
         assert self._runtime is not None
         try:
             content = await self._runtime.fetch_photo(photo)
-            return Attachment.image(token=await self._client.upload_image(content))
+            return Attachment.image(token=await group.client.upload_image(content))
         except (PhotoUnavailable, OkApiError) as error:
             logger.warning("ok photo upload failed, sending a link: {}", error)
             return None  # the text carries its link instead
@@ -342,6 +400,11 @@ def _shape(value: Any, key: str = "") -> Any:
     if isinstance(value, str) and key not in STRUCTURAL_KEYS:
         return f"<text {len(value)}>"
     return value
+
+
+def _page_key(group: _Group, chat_id: str) -> str:
+    """A chat's keyboard pages: a chat is a chat of one group."""
+    return f"{group.key}/{chat_id}" if group.key else chat_id
 
 
 def _keyboard(keyboard: Keyboard) -> Attachment:

@@ -51,10 +51,11 @@ class Runtime:
     limiters: Mapping[str, RateLimiter] = field(default_factory=dict)
 
     @asynccontextmanager
-    async def paced(self, platform: str, chat_id: str) -> AsyncIterator[None]:
+    async def paced(self, platform: str, chat_id: str, community: str = "") -> AsyncIterator[None]:
         """Make one API call to `platform` in the block, in its turn (the configured send
-        rates of that platform)."""
-        limiter = self.limiters.get(platform)
+        rates of that platform). Each community (bot) has a token of its own, and the
+        platform counts each token apart: so does its pacing (`limiter_key`)."""
+        limiter = self.limiters.get(limiter_key(platform, community))
         if limiter is None:
             yield
             return
@@ -78,3 +79,8 @@ class Runtime:
     async def save(self, key: str, value: str) -> None:
         async with self.db.transaction() as tx:
             await tx.channel_state.set(key, value, self.clock())
+
+
+def limiter_key(platform: str, community: str = "") -> str:
+    """The pacing of a community's token: `vk` for the main section's, `vk/123` for others."""
+    return f"{platform}/{community}" if community else platform

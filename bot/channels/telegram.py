@@ -1,19 +1,27 @@
 """The Telegram channel, through aiogram 3: getUpdates polling (default) or a webhook on the
 shared web server; messages sent with inline keyboards, the main menu as a reply keyboard.
 
-Updates are handled one at a time, in order; the getUpdates offset is saved in the database
-only after the updates before it were handled, so a restart resumes without a gap, and an
-update seen twice is recognised by its update_id.
+One channel serves every bot of the configuration ([telegram] and each
+[[telegram.communities]], SPEC §14), each its own aiogram Bot (its token, its pacing): a
+getUpdates loop per bot, or the one webhook path for all of them, which tells them apart by
+the secret token Telegram sends with each call (every bot has its own). A person's chat with
+one bot is not their chat with another: a message goes out through the bot it names.
+
+Updates are handled one sender's at a time, in order; each bot's getUpdates offset is saved
+in the database only after the updates before it were handled, so a restart resumes without
+a gap, and an update seen twice is recognised by its update_id (kept apart per bot).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hmac
 import io
 import json
 from collections.abc import Hashable
+from dataclasses import dataclass, replace
 from typing import Any
 
 import aiohttp
@@ -62,7 +70,7 @@ from bot.channels.telegram_format import (
     parse_update,
     reply_markup,
 )
-from bot.config import TelegramSection
+from bot.config import TelegramSection, telegram_bot_id
 from bot.inbox import Accepted
 from bot.pagination import PageMemory, keyboard_pages
 from bot.photos import MAX_PHOTO_BYTES, PhotoUnavailable
@@ -72,7 +80,7 @@ from handlers.identity import split_identity
 from handlers.messages import Keyboard, Outgoing, Photo
 from storage.models import InboxRow
 
-OFFSET_KEY = "tg.polling.offset"
+OFFSET_KEY = "tg.polling.offset"  # the main bot's; another bot's ends in ".<bot id>"
 POLL_TIMEOUT = 25  # seconds Telegram holds a getUpdates call open
 MAX_PHOTOS = 10
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
@@ -97,6 +105,20 @@ _RESPONSE_TYPES = tuple(
 )
 
 
+@dataclass
+class _Bot:
+    """One bot the channel serves: its id in the database (`key`, '' for [telegram]), its
+    aiogram Bot and its webhook secret."""
+
+    key: str
+    bot: Bot
+    secret: str
+
+    @property
+    def offset_key(self) -> str:
+        return f"{OFFSET_KEY}.{self.key}" if self.key else OFFSET_KEY
+
+
 class TelegramChannel(Channel):
     platform = PLATFORM
     capabilities = Capabilities(buttons=True, photos=True, max_text=MAX_TEXT)
@@ -104,11 +126,24 @@ class TelegramChannel(Channel):
     def __init__(self, config: TelegramSection) -> None:
         self._config = config
         server = TelegramAPIServer.from_base(config.api_url.rstrip("/"))
-        self._bot = Bot(config.token.get_secret_value(), session=AiohttpSession(api=server))
+
+        def bot(token: str) -> Bot:
+            return Bot(token, session=AiohttpSession(api=server))
+
+        main = _Bot(
+            "", bot(config.token.get_secret_value()), config.webhook_secret.get_secret_value()
+        )
+        self._bots: dict[str, _Bot] = {"": main}
+        for entry in config.communities:
+            token = entry.token.get_secret_value()
+            key = telegram_bot_id(token)
+            self._bots[key] = _Bot(key, bot(token), entry.webhook_secret.get_secret_value())
+        self._bot = main.bot  # the main bot (tests look at it)
         self._runtime: Runtime | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._pages = PageMemory()
         self._answers: set[asyncio.Task[None]] = set()
+        self._webhooks_set: set[str] = set()
 
     # --- receiving -----------------------------------------------------------------------
 
@@ -120,8 +155,10 @@ class TelegramChannel(Channel):
             runtime.inbox.register(PLATFORM, self._from_inbox)
         else:
             self.expect_polls()
-            self._spawn(self._poll_forever(), "tg-polling")
-        self._spawn(self._set_up(), "tg-setup")
+            for bot in self._bots.values():
+                self._spawn(self._poll_forever(bot), f"tg-polling-{bot.key or 'main'}")
+        for bot in self._bots.values():
+            self._spawn(self._set_up(bot), f"tg-setup-{bot.key or 'main'}")
 
     def _spawn(self, coroutine: Any, name: str) -> None:
         self._tasks.append(asyncio.create_task(coroutine, name=name))
@@ -136,23 +173,28 @@ class TelegramChannel(Channel):
         for answer in list(self._answers):
             with contextlib.suppress(Exception):
                 await answer
-        await self._bot.session.close()
+        for bot in self._bots.values():
+            await bot.bot.session.close()
 
-    async def _set_up(self) -> None:
+    async def _set_up(self, bot: _Bot) -> None:
         """setWebhook (or deleteWebhook for polling) and setMyCommands, retried until done:
-        Telegram being unreachable at start-up must not stop the service."""
+        Telegram being unreachable at start-up must not stop the service. Every bot is
+        given the same address with its own secret, by which the webhook tells them apart.
+        The channel counts as set up once every bot is."""
         pause = 1.0
         while True:
             try:
                 if self._config.mode == "webhook":
-                    await self._bot.set_webhook(
+                    await bot.bot.set_webhook(
                         url=self._config.webhook_url,
-                        secret_token=self._config.webhook_secret.get_secret_value(),
+                        secret_token=bot.secret,
                         allowed_updates=ALLOWED_UPDATES,
                     )
-                    self.mark_set_up()
-                    logger.info("telegram webhook set")
-                await self._publish_commands()
+                    self._webhooks_set.add(bot.key)
+                    if len(self._webhooks_set) == len(self._bots):
+                        self.mark_set_up()
+                    logger.info("telegram webhook set for bot {}", bot.key or "main")
+                await self._publish_commands(bot)
                 return
             except asyncio.CancelledError:
                 raise
@@ -163,11 +205,11 @@ class TelegramChannel(Channel):
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, SETUP_BACKOFF_MAX)
 
-    async def _publish_commands(self) -> None:
+    async def _publish_commands(self, bot: _Bot) -> None:
         """The command menu: residents' commands for everyone, staff commands in the
         private chats of staff members on Telegram."""
         residents = [BotCommand(command=c, description=d) for c, d in texts.TG_COMMANDS]
-        await self._bot.set_my_commands(residents, scope=BotCommandScopeDefault())
+        await bot.bot.set_my_commands(residents, scope=BotCommandScopeDefault())
         assert self._runtime is not None
         async with self._runtime.db.transaction() as tx:
             staff = [row.identity for row in await tx.staff.all()]
@@ -176,30 +218,31 @@ class TelegramChannel(Channel):
             platform, user_id = split_identity(identity)
             if platform == PLATFORM and user_id.isdecimal():
                 with contextlib.suppress(TelegramBadRequest):  # never wrote to the bot yet
-                    await self._bot.set_my_commands(
+                    await bot.bot.set_my_commands(
                         staff_commands, scope=BotCommandScopeChat(chat_id=int(user_id))
                     )
 
-    async def _poll_forever(self) -> None:
+    async def _poll_forever(self, bot: _Bot) -> None:
         assert self._runtime is not None
         pause = 1.0
         with contextlib.suppress(TelegramAPIError):
-            await self._bot.delete_webhook(drop_pending_updates=False)
-        saved = await self._runtime.load(OFFSET_KEY)
+            await bot.bot.delete_webhook(drop_pending_updates=False)
+        saved = await self._runtime.load(bot.offset_key)
         offset = int(saved) if saved else None
+        handle = functools.partial(self._handle, bot=bot)
         while True:
             try:
-                updates = await self._bot.get_updates(
+                updates = await bot.bot.get_updates(
                     offset=offset,
                     timeout=POLL_TIMEOUT,
                     allowed_updates=ALLOWED_UPDATES,
                     request_timeout=POLL_TIMEOUT + 10,
                 )
                 self.mark_received()
-                await in_sender_order(updates, _sender, self._handle)
+                await in_sender_order(updates, _sender, handle)
                 if updates:  # only once handled: a failure polls the same updates again
                     next_offset = updates[-1].update_id + 1
-                    await self._runtime.save(OFFSET_KEY, str(next_offset))
+                    await self._runtime.save(bot.offset_key, str(next_offset))
                     offset = next_offset
                 pause = 1.0
             except asyncio.CancelledError:
@@ -216,41 +259,51 @@ class TelegramChannel(Channel):
                 pause = min(pause * 2, SETUP_BACKOFF_MAX)
 
     async def _webhook(self, request: web.Request) -> web.StreamResponse:
-        """The secret checked, the update written to the inbox and only then 200 (503
-        while the inbox is full: Telegram retries)."""
+        """The bot found by its secret (403 for none), the update written to the inbox and
+        only then 200 (503 while the inbox is full: Telegram retries)."""
         assert self._runtime is not None
-        secret = self._config.webhook_secret.get_secret_value().encode()
         given = request.headers.get(SECRET_HEADER, "").encode("utf-8", "replace")
-        if not hmac.compare_digest(given, secret):
+        bot = None
+        for candidate in self._bots.values():  # every one compared: the time tells nothing
+            if hmac.compare_digest(given, candidate.secret.encode()) and candidate.secret:
+                bot = candidate
+        if bot is None:
             logger.warning("telegram webhook refused: wrong or missing secret token")
             return web.Response(status=403, text="forbidden")
         self.mark_received()
         try:
             raw = await request.text()
-            update = self._update(raw)
+            update = self._update(raw, bot)
         except (ValueError, UnicodeDecodeError, RecursionError, ValidationError):
             return web.Response(status=400, text="bad request")
         accepted = await self._runtime.inbox.accept(
-            PLATFORM, "", f"update:{update.update_id}", str(_sender(update) or ""), raw
+            PLATFORM, bot.key, f"update:{update.update_id}", str(_sender(update) or ""), raw
         )
         if accepted is Accepted.FULL:
             return web.Response(status=503, text="busy")
         return web.Response(text="ok")
 
-    def _update(self, raw: str) -> Update:
+    @staticmethod
+    def _update(raw: str, bot: _Bot) -> Update:
         # json.loads, not pydantic's JSON parser: it refuses an escaped lone surrogate in a
         # text, which a person's broken emoji can carry, and the update would be lost.
-        return Update.model_validate(json.loads(raw), context={"bot": self._bot})
+        return Update.model_validate(json.loads(raw), context={"bot": bot.bot})
 
     async def _from_inbox(self, row: InboxRow) -> None:
-        await self._handle(self._update(row.body), row)
+        bot = self._bots.get(row.community)
+        if bot is None:  # accepted for a bot since taken out of the config
+            logger.warning("telegram update of a bot no longer configured dropped")
+            await self._done(row)
+            return
+        await self._handle(self._update(row.body, bot), bot=bot, row=row)
 
-    async def _handle(self, update: Update, row: InboxRow | None = None) -> None:
-        """One update, from getUpdates or from the inbox (`row`, marked done with it)."""
+    async def _handle(self, update: Update, *, bot: _Bot, row: InboxRow | None = None) -> None:
+        """One update of `bot`, from getUpdates or from the inbox (`row`, marked done with
+        it)."""
         assert self._runtime is not None
         inbox_id = row.id if row is not None else None
         try:
-            parsed = parse_update(update, self._bot.id)
+            parsed = parse_update(update, bot.bot.id)
         except NotForUs as reason:
             logger.debug("telegram update ignored: {}", reason)
             await self._done(row)
@@ -260,13 +313,18 @@ class TelegramChannel(Channel):
             await self._done(row)
             return
         if parsed.callback_id is not None:
-            self._answer_callback(parsed.callback_id)
-        incoming = parsed.incoming
-        page = self._pages.page(incoming.chat_id, incoming.payload)
+            self._answer_callback(parsed.callback_id, bot)
+        incoming = replace(
+            parsed.incoming,
+            community=bot.key,
+            # A file id is the receiving bot's own: only it can fetch or resend the photo.
+            photos=tuple(replace(p, community=bot.key) for p in parsed.incoming.photos),
+        )
+        page = self._pages.page(_page_key(bot, incoming.chat_id), incoming.payload)
         if page is not None:  # «Ещё»: the next page of the same keyboard
             if await self._runtime.admit(incoming, inbox_id=inbox_id):
                 with contextlib.suppress(SendError):
-                    await self._send_text(incoming.chat_id, texts.MORE_OPTIONS, page)
+                    await self._send_text(incoming.chat_id, texts.MORE_OPTIONS, page, bot)
                 await self._done(row)
             return
         await self._runtime.intake(incoming, inbox_id=inbox_id)
@@ -276,10 +334,10 @@ class TelegramChannel(Channel):
             assert self._runtime is not None
             await self._runtime.inbox.done(row)
 
-    def _answer_callback(self, callback_id: str) -> None:
+    def _answer_callback(self, callback_id: str, bot: _Bot) -> None:
         async def answer() -> None:
             try:
-                await self._bot.answer_callback_query(callback_id)
+                await bot.bot.answer_callback_query(callback_id)
             except Exception as error:
                 logger.warning("telegram answerCallbackQuery failed: {}", type(error).__name__)
 
@@ -288,16 +346,20 @@ class TelegramChannel(Channel):
         task.add_done_callback(self._answers.discard)
 
     async def download(self, photo: Photo) -> bytes:
-        """Telegram files are fetched through the bot (their URLs carry the token)."""
+        """Telegram files are fetched through the bot that received them (their URLs carry
+        the token, and a file id is that bot's own)."""
         if photo.platform != PLATFORM:
             return await super().download(photo)
+        bot = self._bots.get(photo.community)
+        if bot is None:
+            raise PhotoUnavailable("the bot that received it is not configured")
         try:
-            file = await self._bot.get_file(photo.ref)
+            file = await bot.bot.get_file(photo.ref)
             if file.file_size and file.file_size > MAX_PHOTO_BYTES:
                 raise PhotoUnavailable("photo too large")
             buffer = io.BytesIO()
             assert file.file_path is not None
-            await self._bot.download_file(file.file_path, buffer, timeout=30)
+            await bot.bot.download_file(file.file_path, buffer, timeout=30)
         except (TelegramAPIError, aiohttp.ClientError, TimeoutError) as error:
             raise PhotoUnavailable(type(error).__name__) from None
         return buffer.getvalue()
@@ -306,11 +368,15 @@ class TelegramChannel(Channel):
 
     async def send(self, message: Outgoing) -> list[str]:
         """Photos first, then the text (split by Telegram's UTF-16 count) with the keyboard
-        on its last part, so the message to quote and the buttons come last."""
+        on its last part, so the message to quote and the buttons come last; through the
+        bot the message names."""
+        bot = self._bots.get(message.community)
+        if bot is None:  # queued for a bot since taken out of the config
+            raise SendError(f"telegram bot {message.community} is not configured", retryable=False)
         ids: list[str] = []
         links: list[str] = []
         for photo in message.photos[:MAX_PHOTOS]:
-            sent = await self._send_photo(message.chat_id, photo)
+            sent = await self._send_photo(message.chat_id, photo, bot)
             if sent is None:
                 links.append(photo.url or texts.PHOTOS_ONLY)
             else:
@@ -321,35 +387,40 @@ class TelegramChannel(Channel):
             pages = [message.keyboard]
             if not message.keyboard.menu:
                 pages = keyboard_pages(message.keyboard, INLINE_LIMITS)
-                self._pages.remember(message.chat_id, pages)
+                self._pages.remember(_page_key(bot, message.chat_id), pages)
             keyboard = pages[0]
         chunks = split_text(text, MAX_TEXT, utf16_length)
         for index, chunk in enumerate(chunks):
             last = index == len(chunks) - 1
-            ids.append(await self._send_text(message.chat_id, chunk, keyboard if last else None))
+            ids.append(
+                await self._send_text(message.chat_id, chunk, keyboard if last else None, bot)
+            )
         return ids
 
-    async def _send_text(self, chat_id: str, text: str, keyboard: Keyboard | None) -> str:
+    async def _send_text(
+        self, chat_id: str, text: str, keyboard: Keyboard | None, bot: _Bot
+    ) -> str:
         assert self._runtime is not None
         markup = reply_markup(keyboard) if keyboard is not None else None
-        async with self._runtime.paced(PLATFORM, chat_id):
+        async with self._runtime.paced(PLATFORM, chat_id, bot.key):
             sent = await self._call(
-                self._bot.send_message(chat_id=int(chat_id), text=text, reply_markup=markup)
+                bot.bot.send_message(chat_id=int(chat_id), text=text, reply_markup=markup)
             )
         return str(sent.message_id)
 
-    async def _send_photo(self, chat_id: str, photo: Photo) -> str | None:
-        """A photo by its Telegram file id, or re-uploaded from another messenger; None if
-        it cannot be sent (the text then carries a link). Other errors propagate."""
+    async def _send_photo(self, chat_id: str, photo: Photo, bot: _Bot) -> str | None:
+        """A photo by its file id when this bot received it, or else uploaded (from
+        another messenger or another bot); None if it cannot be sent (the text then
+        carries a link). Other errors propagate."""
         assert self._runtime is not None
         try:
-            if photo.platform == PLATFORM:
+            if photo.platform == PLATFORM and photo.community == bot.key:
                 source: str | BufferedInputFile = photo.ref
             else:
                 content = await self._runtime.fetch_photo(photo)
                 source = BufferedInputFile(content, filename="photo.jpg")
-            async with self._runtime.paced(PLATFORM, chat_id):
-                sent = await self._bot.send_photo(chat_id=int(chat_id), photo=source)
+            async with self._runtime.paced(PLATFORM, chat_id, bot.key):
+                sent = await bot.bot.send_photo(chat_id=int(chat_id), photo=source)
         except PhotoUnavailable as error:
             logger.warning("photo not fetched, sending a link: {}", error)
             return None
@@ -382,6 +453,11 @@ def send_error(error: Exception) -> SendError:
     if isinstance(error, TelegramAPIError):
         return SendError(f"telegram: {error.message}", retryable=True)
     return SendError(f"telegram: {type(error).__name__}", retryable=True)
+
+
+def _page_key(bot: _Bot, chat_id: str) -> str:
+    """A chat's keyboard pages: a chat is a chat of one bot."""
+    return f"{bot.key}/{chat_id}" if bot.key else chat_id
 
 
 def _sender(update: Update) -> Hashable:

@@ -23,6 +23,7 @@ PLATFORM = "tg"
 MAX_TEXT = 4096  # UTF-16 code units (§3.5)
 MAX_CAPTION = 1024
 MAX_CALLBACK_DATA = 64  # bytes (§3.5)
+MAX_START_PAYLOAD = 64  # a deep link's start parameter: up to 64 characters
 ALLOWED_UPDATES = ["message", "callback_query"]
 # Telegram allows large inline keyboards (about 100 buttons, 8 per row); long lists are laid
 # out within these conservative bounds so that they stay readable on a phone.
@@ -78,6 +79,12 @@ def parse_update(update: Update, bot_id: int) -> Parsed:
             location = Location(lat, lon)
     phone = message.contact.phone_number if message.contact is not None else None
     text = message.text or message.caption or ""
+    start = None
+    command, _, argument = text.partition(" ")
+    if command == "/start" and argument.strip():
+        # A deep link t.me/<bot>?start=<payload> arrives as "/start <payload>" [§3]: the
+        # command is the greeting, the payload goes on beside it (a settlement's code).
+        text, start = "/start", argument.strip()[:MAX_START_PAYLOAD]
     quoted = message.reply_to_message
     reply_to = None
     if quoted is not None and quoted.from_user is not None and quoted.from_user.id == bot_id:
@@ -94,6 +101,7 @@ def parse_update(update: Update, bot_id: int) -> Parsed:
         phone=phone,
         event_id=event_id,
         reply_to=reply_to,
+        start=start,
         # Anything else a person can send (a sticker, a voice note, a checklist, paid media,
         # kinds Telegram adds later) is content the dialogue cannot read: said so, not
         # taken for an empty text.

@@ -1,22 +1,28 @@
 """The VK channel: community messages through vkbottle, by Bots Long Poll or Callback API.
 
-Receiving: updates are normalized (bot/channels/vk_format.py) and handed to the app, one
-sender's in order; the long-poll `ts` is saved in the database only after its updates were
-handled, so a restart resumes where it stopped (redelivered updates are recognised by their
-event ids). A Callback API update is written to the inbox before VK hears «ok»
-(bot/inbox.py) and handled from there. Sending: messages.send with a random_id derived from
-the outbox row's random key, so a resend after a crash is deduplicated by VK itself.
+One channel serves every community of the configuration ([vk] and each [[vk.communities]],
+SPEC §14), each with its own token (its own API client and pacing). Receiving: a long poll
+per community, or the one Callback API path for all of them, which tells them apart by
+`group_id` and checks that community's own secret (and answers its own confirmation code).
+Updates are normalized (bot/channels/vk_format.py), marked with their community and handed to
+the app, one sender's in order; each long poll's `ts` is saved in the database only after its
+updates were handled, so a restart resumes where it stopped (redelivered updates are
+recognised by their event ids). A Callback API update is written to the inbox before VK hears
+«ok» (bot/inbox.py) and handled from there. Sending: through the community the message names,
+messages.send with a random_id derived from the outbox row's random key, so a resend after a
+crash is deduplicated by VK itself.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hmac
 import json
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import aiohttp
@@ -42,13 +48,14 @@ from bot.inbox import Accepted
 from bot.pagination import PageMemory, keyboard_pages
 from bot.render import split_text
 from handlers import texts
-from handlers.messages import Incoming, Keyboard, Outgoing, Photo
+from handlers.messages import COMMENT_DELETE, CommentTarget, Keyboard, Outgoing, Photo
 from storage.models import InboxRow
 
 logger.disable("vkbottle")  # it logs every request with its text: residents' words, phones
 
-TS_KEY = "vk.longpoll.ts"
-RETRYABLE_CODES = frozenset({1, 6, 9, 10, 29})  # §1.7: unknown, too many rps, flood, server
+TS_KEY = "vk.longpoll.ts"  # the main community's; another's ends in ".<group_id>"
+# §1.7: unknown, too many rps, flood, server; 223 "Too many replies" (wall.createComment)
+RETRYABLE_CODES = frozenset({1, 6, 9, 10, 29, 223})
 NAME_CACHE = 10_000
 USERS_PER_CALL = 1000  # users.get takes up to 1000 ids
 REQUEST_TIMEOUT = aiohttp.ClientTimeout(total=30)
@@ -91,20 +98,58 @@ class _Polling(BotPolling):
         """The channel saves the ts itself, once the updates before it are handled."""
 
 
+@dataclass
+class _Community:
+    """One VK community the channel serves: its id in the database (`key`, '' for [vk]),
+    its group id, its own API client (its token) and its Callback API credentials."""
+
+    key: str
+    group_id: int
+    api: API
+    callback_secret: str
+    confirmation_code: str
+
+    @property
+    def ts_key(self) -> str:
+        return f"{TS_KEY}.{self.group_id}" if self.key else TS_KEY
+
+
+def _api(token: str, api_url: str) -> API:
+    api = API(
+        token,
+        http_client=AiohttpClient(timeout=REQUEST_TIMEOUT),
+        request_rescheduler=_NoReschedule(),
+    )
+    api.API_URL = api_url if api_url.endswith("/") else api_url + "/"
+    return api
+
+
 class VkChannel(Channel):
     platform = PLATFORM
     capabilities = Capabilities(buttons=True, photos=True, max_text=MAX_TEXT)
 
     def __init__(self, config: VkSection) -> None:
         self._config = config
-        self._api = API(
-            config.token.get_secret_value(),
-            http_client=AiohttpClient(timeout=REQUEST_TIMEOUT),
-            request_rescheduler=_NoReschedule(),
+        main = _Community(
+            "",
+            config.group_id,
+            _api(config.token.get_secret_value(), config.api_url),
+            config.callback_secret.get_secret_value(),
+            config.confirmation_code,
         )
-        self._api.API_URL = config.api_url if config.api_url.endswith("/") else config.api_url + "/"
+        self._communities: dict[str, _Community] = {"": main}
+        for entry in config.communities:
+            self._communities[str(entry.group_id)] = _Community(
+                str(entry.group_id),
+                entry.group_id,
+                _api(entry.token.get_secret_value(), config.api_url),
+                entry.callback_secret.get_secret_value(),
+                entry.confirmation_code,
+            )
+        self._by_group = {c.group_id: c for c in reversed(self._communities.values())}
+        self._api = main.api  # the main community's client (tests look at it)
         self._runtime: Runtime | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
         self._names: OrderedDict[int, str] = OrderedDict()
         self._pages = PageMemory()
         self._acks: set[asyncio.Task[None]] = set()
@@ -119,59 +164,69 @@ class VkChannel(Channel):
             runtime.inbox.register(PLATFORM, self._from_inbox)
         else:
             self.expect_polls()
-            self._task = asyncio.create_task(self._poll_forever(), name="vk-longpoll")
+            for community in self._communities.values():
+                name = f"vk-longpoll-{community.group_id}"
+                self._tasks.append(asyncio.create_task(self._poll_forever(community), name=name))
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-        for task in list(self._acks):
-            with contextlib.suppress(Exception):
                 await task
-        await self._api.http_client.close()
+        self._tasks.clear()
+        for ack in list(self._acks):
+            with contextlib.suppress(Exception):
+                await ack
+        for community in self._communities.values():
+            await community.api.http_client.close()
 
-    async def _poll_forever(self) -> None:
-        """Bots Long Poll. vkbottle handles `failed` 1/2/3 and retries network errors;
-        anything that escapes it (VK unreachable at start, a bad token) is retried here with
-        a doubling pause, never a crash loop."""
+    async def _poll_forever(self, community: _Community) -> None:
+        """Bots Long Poll of one community. vkbottle handles `failed` 1/2/3 and retries
+        network errors; anything that escapes it (VK unreachable at start, a bad token) is
+        retried here with a doubling pause, never a crash loop."""
         assert self._runtime is not None
         pause = 1.0
         while True:
-            polling = _Polling(api=self._api, group_id=self._config.group_id, wait=25)
+            polling = _Polling(api=community.api, group_id=community.group_id, wait=25)
             polling.on_poll = self.mark_received
             try:
-                polling.saved_ts = await self._runtime.load(TS_KEY) or await self._first_ts()
+                saved = await self._runtime.load(community.ts_key)
+                polling.saved_ts = saved or await self._first_ts(community)
                 async for event in polling.listen():
                     pause = 1.0
                     updates = event.get("updates") or []
-                    await self._fetch_names(_senders(updates))
-                    await in_sender_order(updates, _sender, self._handle)
-                    await self._runtime.save(TS_KEY, str(event["ts"]))
+                    await self._fetch_names(_senders(updates), community)
+                    handle = functools.partial(self._handle, community=community)
+                    await in_sender_order(updates, _sender, handle)
+                    await self._runtime.save(community.ts_key, str(event["ts"]))
             except asyncio.CancelledError:
                 raise
             except Exception as error:
                 logger.warning(
-                    "vk long poll failed ({}), retrying in {:.0f}s", type(error).__name__, pause
+                    "vk long poll of community {} failed ({}), retrying in {:.0f}s",
+                    community.group_id,
+                    type(error).__name__,
+                    pause,
                 )
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, RESTART_BACKOFF_MAX)
 
-    async def _first_ts(self) -> str:
+    async def _first_ts(self, community: _Community) -> str:
         """The stream's position at the very first start, saved before anything is fetched:
         a restart before the first batch was handled must not begin at "now" and skip it."""
         assert self._runtime is not None
-        server = await self._api.request(
-            "groups.getLongPollServer", {"group_id": self._config.group_id}
+        server = await community.api.request(
+            "groups.getLongPollServer", {"group_id": community.group_id}
         )
         ts = str(server["response"]["ts"])
-        await self._runtime.save(TS_KEY, ts)
+        await self._runtime.save(community.ts_key, ts)
         return ts
 
     async def _callback(self, request: web.Request) -> web.StreamResponse:
-        """Callback API: the confirmation handshake, the secret checked, the update written
-        to the inbox and only then «ok» (503 while the inbox is full: VK retries)."""
+        """Callback API: the community found by `group_id`, its secret checked, its
+        confirmation handshake answered, the update written to the inbox and only then «ok»
+        (503 while the inbox is full: VK retries)."""
         assert self._runtime is not None
         try:
             raw = await request.text()
@@ -180,37 +235,48 @@ class VkChannel(Channel):
             return web.Response(status=400, text="bad request")
         if not isinstance(body, dict) or not isinstance(body.get("type"), str):
             return web.Response(status=400, text="bad request")
-        if not self._secret_ok(body):
+        group_id = body.get("group_id")
+        community = self._communities[""] if group_id is None else self._by_group.get(group_id)
+        if community is None:
+            # Nothing of it is stored, and VK is told «ok» so that it does not resend it.
+            logger.warning("vk callback for a community that is not configured ignored")
+            return web.Response(text="ok")
+        if not self._secret_ok(body, community):
             logger.warning("vk callback refused: wrong or missing secret")
             return web.Response(status=403, text="forbidden")
-        if body.get("group_id") not in (None, self._config.group_id):
-            logger.warning("vk callback for another community ignored")
-            return web.Response(text="ok")
         self.mark_received()
         if body["type"] == "confirmation":
-            logger.info("vk callback server confirmed")
-            return web.Response(text=self._config.confirmation_code)
+            logger.info("vk callback server confirmed for community {}", community.group_id)
+            return web.Response(text=community.confirmation_code)
         accepted = await self._runtime.inbox.accept(
-            PLATFORM, "", _event_id(body), _sender_key(body), raw
+            PLATFORM, community.key, _event_id(body), _sender_key(body), raw
         )
         if accepted is Accepted.FULL:
             return web.Response(status=503, text="busy")
         return web.Response(text="ok")
 
-    def _secret_ok(self, body: dict[str, Any]) -> bool:
+    @staticmethod
+    def _secret_ok(body: dict[str, Any], community: _Community) -> bool:
         given = body.get("secret")
         if given is None and body["type"] == "confirmation":
             return True  # the handshake may come before a secret is set; it reveals no data
-        secret = self._config.callback_secret.get_secret_value()
         return isinstance(given, str) and hmac.compare_digest(
-            given.encode("utf-8", "replace"), secret.encode()
+            given.encode("utf-8", "replace"), community.callback_secret.encode()
         )
 
     async def _from_inbox(self, row: InboxRow) -> None:
-        await self._handle(json.loads(row.body), row)
+        community = self._communities.get(row.community)
+        if community is None:  # accepted for a community since taken out of the config
+            logger.warning("vk update of a community no longer configured dropped")
+            await self._done(row)
+            return
+        await self._handle(json.loads(row.body), community, row)
 
-    async def _handle(self, update: Any, row: InboxRow | None = None) -> None:
-        """One update, from a long poll or from the inbox (`row`, marked done with it)."""
+    async def _handle(
+        self, update: Any, community: _Community, row: InboxRow | None = None
+    ) -> None:
+        """One update of `community`, from a long poll or from the inbox (`row`, marked done
+        with it)."""
         assert self._runtime is not None
         inbox_id = row.id if row is not None else None
         try:
@@ -230,30 +296,34 @@ class VkChannel(Channel):
             await self._done(row)
             return
         if parsed.callback_event_id is not None:
-            self._acknowledge(parsed.callback_event_id, parsed.user_id, parsed.peer_id)
-        incoming = parsed.incoming
-        page = self._pages.page(incoming.chat_id, incoming.payload)
+            self._acknowledge(parsed.callback_event_id, parsed.user_id, parsed.peer_id, community)
+        incoming = replace(parsed.incoming, community=community.key)
+        page = self._pages.page(_page_key(community, incoming.chat_id), incoming.payload)
         if page is not None:  # «Ещё»: the next page of the same keyboard, no dialogue step
             if await self._runtime.admit(incoming, inbox_id=inbox_id):
-                await self._send_keyboard_page(incoming.chat_id, page)
+                await self._send_keyboard_page(incoming.chat_id, page, community)
                 await self._done(row)
             return
-        name = await self._name(parsed.user_id)
-        await self._runtime.intake(_with_name(incoming, name), inbox_id=inbox_id)
+        if incoming.comment is None or incoming.comment.action != COMMENT_DELETE:
+            name = await self._name(parsed.user_id, community)
+            incoming = replace(incoming, display_name=name)
+        await self._runtime.intake(incoming, inbox_id=inbox_id)
 
     async def _done(self, row: InboxRow | None) -> None:
         if row is not None:
             assert self._runtime is not None
             await self._runtime.inbox.done(row)
 
-    def _acknowledge(self, event_id: str, user_id: int, peer_id: int) -> None:
+    def _acknowledge(
+        self, event_id: str, user_id: int, peer_id: int, community: _Community
+    ) -> None:
         """Stop the callback button's spinner (messages.sendMessageEventAnswer)."""
 
         async def answer() -> None:
             try:
                 assert self._runtime is not None
-                async with self._runtime.paced(PLATFORM, str(peer_id)):
-                    await self._api.request(
+                async with self._runtime.paced(PLATFORM, str(peer_id), community.key):
+                    await community.api.request(
                         "messages.sendMessageEventAnswer",
                         {"event_id": event_id, "user_id": user_id, "peer_id": peer_id},
                     )
@@ -264,24 +334,24 @@ class VkChannel(Channel):
         self._acks.add(task)
         task.add_done_callback(self._acks.discard)
 
-    async def _name(self, user_id: int) -> str:
+    async def _name(self, user_id: int, community: _Community) -> str:
         """«First Last», cached; empty if VK does not say."""
         if user_id not in self._names:
-            await self._fetch_names([user_id])
+            await self._fetch_names([user_id], community)
         self._names.move_to_end(user_id)
         return self._names[user_id]
 
-    async def _fetch_names(self, user_ids: list[int]) -> None:
-        """Names of the not yet known users, in one users.get call (paced like any other
-        call: it counts towards the community's 20 a second)."""
+    async def _fetch_names(self, user_ids: list[int], community: _Community) -> None:
+        """Names of the not yet known users, in one users.get call with the community's
+        token (paced like any other call: it counts towards its 20 a second)."""
         assert self._runtime is not None
         wanted = [u for u in dict.fromkeys(user_ids) if u > 0 and u not in self._names]
         if not wanted:
             return
         names = dict.fromkeys(wanted, "")
         try:
-            async with self._runtime.paced(PLATFORM, ""):
-                response = await self._api.request(
+            async with self._runtime.paced(PLATFORM, "", community.key):
+                response = await community.api.request(
                     "users.get", {"user_ids": ",".join(map(str, wanted[:USERS_PER_CALL]))}
                 )
             for user in response.get("response") or []:
@@ -297,8 +367,17 @@ class VkChannel(Channel):
 
     # --- sending ------------------------------------------------------------------------
 
+    def _community(self, key: str) -> _Community:
+        community = self._communities.get(key)
+        if community is None:  # queued for a community since taken out of the config
+            raise SendError(f"vk community {key} is not configured", retryable=False)
+        return community
+
     async def send(self, message: Outgoing) -> list[str]:
-        attachments, links = await self._attachments(message)
+        community = self._community(message.community)
+        if message.comment is not None:
+            return await self._send_comment(message, message.comment, community)
+        attachments, links = await self._attachments(message, community)
         text = message.text + ("\n\n" + "\n".join(links) if links else "")
         chunks = split_text(text, MAX_TEXT)
         keyboard = None
@@ -306,7 +385,7 @@ class VkChannel(Channel):
             limits = INLINE_LIMITS if message.keyboard.inline else STANDARD_LIMITS
             pages = keyboard_pages(message.keyboard, limits)
             if not message.keyboard.inline:
-                self._pages.remember(message.chat_id, pages)
+                self._pages.remember(_page_key(community, message.chat_id), pages)
             keyboard = pages[0]
         ids = []
         for index, chunk in enumerate(chunks):
@@ -320,10 +399,36 @@ class VkChannel(Channel):
                 params["keyboard"] = keyboard_json(keyboard)
             if last and attachments:
                 params["attachment"] = ",".join(attachments)
-            ids.append(str(await self._call("messages.send", params)))
+            ids.append(str(await self._call("messages.send", params, community)))
         return ids
 
-    async def _send_keyboard_page(self, chat_id: str, page: Keyboard) -> None:
+    async def _send_comment(
+        self, message: Outgoing, target: CommentTarget, community: _Community
+    ) -> list[str]:
+        """An answer in public under a comment (SPEC §14): wall.createComment as the
+        community itself (`from_group`), replying to the comment; a community token may do
+        it (access_token_type user and group). Its `guid` comes from the outbox row's random
+        key, as random_id does for messages: VK makes a repeated call return the comment it
+        made the first time, so a resend after a crash posts nothing twice."""
+        ids = []
+        for index, chunk in enumerate(split_text(message.text, MAX_TEXT)):
+            params: dict[str, Any] = {
+                "owner_id": int(target.owner_id),
+                "post_id": int(target.post_id),
+                "from_group": community.group_id,
+                "reply_to_comment": int(target.reply_to),
+                "message": chunk,
+            }
+            key = random_id(message.outbox_id, index)
+            if key:
+                params["guid"] = str(key)
+            created = await self._call("wall.createComment", params, community)
+            ids.append(str(created["comment_id"]))
+        return ids
+
+    async def _send_keyboard_page(
+        self, chat_id: str, page: Keyboard, community: _Community
+    ) -> None:
         try:
             await self._call(
                 "messages.send",
@@ -333,17 +438,18 @@ class VkChannel(Channel):
                     "message": texts.MORE_OPTIONS,
                     "keyboard": keyboard_json(page),
                 },
+                community,
             )
         except SendError as error:
             logger.warning("vk «Ещё» page not sent: {}", error.reason)
 
-    async def _call(self, method: str, params: dict[str, Any]) -> Any:
-        """One API call, paced to [vk] send_rate; failures become SendError, retryable or
-        final (§1.7)."""
+    async def _call(self, method: str, params: dict[str, Any], community: _Community) -> Any:
+        """One API call with the community's token, paced to [vk] send_rate (each token
+        apart); failures become SendError, retryable or final (§1.7)."""
         assert self._runtime is not None
         try:
-            async with self._runtime.paced(PLATFORM, str(params.get("peer_id", ""))):
-                response = await self._api.request(method, params)
+            async with self._runtime.paced(PLATFORM, str(params.get("peer_id", "")), community.key):
+                response = await community.api.request(method, params)
         except VKAPIError as error:
             code = int(getattr(error, "code", 0) or 0)
             reason = f"VK error {code}: {getattr(error, 'error_msg', '')}"  # not the params
@@ -352,9 +458,12 @@ class VkChannel(Channel):
             raise SendError(f"{type(error).__name__}: {error}", retryable=True) from None
         return response["response"]
 
-    async def _attachments(self, message: Outgoing) -> tuple[list[str], list[str]]:
+    async def _attachments(
+        self, message: Outgoing, community: _Community
+    ) -> tuple[list[str], list[str]]:
         """VK attachment strings for the photos; those that cannot be attached become links
-        in the text — a photo is never silently dropped."""
+        in the text — a photo is never silently dropped. A photo received by this very
+        community is attached as it came; any other is uploaded anew."""
         attachments: list[str] = []
         links: list[str] = []
         for photo in message.photos:
@@ -362,8 +471,8 @@ class VkChannel(Channel):
             if len(attachments) < MAX_ATTACHMENTS:
                 attachment = (
                     photo.ref
-                    if photo.platform == PLATFORM
-                    else await self._upload(message.chat_id, photo)
+                    if photo.platform == PLATFORM and photo.community == community.key
+                    else await self._upload(message.chat_id, photo, community)
                 )
             if attachment:
                 attachments.append(attachment)
@@ -373,12 +482,15 @@ class VkChannel(Channel):
                 links.append(texts.PHOTOS_ONLY)
         return attachments, links
 
-    async def _upload(self, chat_id: str, photo: Photo) -> str | None:
-        """A photo from another messenger re-uploaded to VK (§1.9); None if that fails."""
+    async def _upload(self, chat_id: str, photo: Photo, community: _Community) -> str | None:
+        """A photo from another messenger (or community) re-uploaded to VK (§1.9); None if
+        that fails."""
         assert self._runtime is not None
         try:
             content = await self._runtime.fetch_photo(photo)
-            server = await self._call("photos.getMessagesUploadServer", {"peer_id": int(chat_id)})
+            server = await self._call(
+                "photos.getMessagesUploadServer", {"peer_id": int(chat_id)}, community
+            )
             async with aiohttp.ClientSession(timeout=REQUEST_TIMEOUT) as session:
                 form = aiohttp.FormData()
                 form.add_field("photo", content, filename="photo.jpg", content_type="image/jpeg")
@@ -387,6 +499,7 @@ class VkChannel(Channel):
             saved = await self._call(
                 "photos.saveMessagesPhoto",
                 {key: uploaded[key] for key in ("photo", "server", "hash")},
+                community,
             )
             item = saved[0]
             ref = f"photo{item['owner_id']}_{item['id']}"
@@ -415,8 +528,9 @@ def _senders(updates: list[Any]) -> list[int]:
     return senders
 
 
-def _with_name(incoming: Incoming, name: str) -> Incoming:
-    return replace(incoming, display_name=name)
+def _page_key(community: _Community, chat_id: str) -> str:
+    """A chat's keyboard pages: a chat is a chat of one community."""
+    return f"{community.key}/{chat_id}" if community.key else chat_id
 
 
 def _sender(update: Any) -> Hashable:

@@ -1,6 +1,10 @@
-"""VK's wire format, both ways, with no network: an update (message_new, message_event) into
-the normalized incoming message, and a keyboard into VK keyboard JSON within VK's limits.
-Facts are from the shared API notes, messenger-apis.md §1 (API 5.199)."""
+"""VK's wire format, both ways, with no network: an update (message_new, message_event, and
+the comments under posts: wall_reply_new, wall_reply_edit, wall_reply_delete) into the
+normalized incoming message, and a keyboard into VK keyboard JSON within VK's limits.
+Facts are from the shared API notes, messenger-apis.md §1 (API 5.199), and for the wall from
+the official schema, github.com/VKCOM/vk-api-schema (callback/objects.json: wall_reply_new
+and wall_reply_edit carry a wall_wall_comment, wall_reply_delete a
+callback_wall_comment_delete)."""
 
 from __future__ import annotations
 
@@ -11,7 +15,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bot.pagination import KeyboardLimits
-from handlers.messages import Incoming, Keyboard, Location, Photo
+from handlers.messages import (
+    COMMENT_DELETE,
+    COMMENT_EDIT,
+    COMMENT_NEW,
+    CommentEvent,
+    Incoming,
+    Keyboard,
+    Location,
+    Photo,
+)
 
 PLATFORM = "vk"
 MAX_TEXT = 4096  # §1.6: `message` may be 9000 by the schema; vkbottle and practice use 4096
@@ -24,7 +37,15 @@ INLINE_LIMITS = KeyboardLimits(max_rows=6, max_per_row=5, max_buttons=10, max_la
 START_PAYLOAD = {"command": "start"}  # the «Начать» button VK shows to a new visitor
 START_TEXT = "Начать"
 GROUP_CHAT_PEER = 2_000_000_000  # §1.4: peer ids of group chats start here
-SUPPORTED_TYPES = frozenset({"message_new", "message_event"})
+# Comments under a community's posts (SPEC §14), and what each says happened.
+WALL_EVENTS = {
+    "wall_reply_new": COMMENT_NEW,
+    "wall_reply_edit": COMMENT_EDIT,
+    "wall_reply_delete": COMMENT_DELETE,
+}
+SUPPORTED_TYPES = frozenset({"message_new", "message_event", *WALL_EVENTS})
+PROFILE_URL = "https://vk.com/id{user_id}"
+COMMENT_URL = "https://vk.com/wall{owner_id}_{post_id}?reply={comment_id}"
 # Attachment types that carry nothing the dialogue can read (sticker, voice, files…).
 READABLE_ATTACHMENTS = frozenset({"photo", "link"})
 
@@ -112,6 +133,8 @@ def parse_update(update: dict[str, Any]) -> Parsed:
         raise NotForUs(f"update type {kind!r}")
     obj = update["object"]
     event_id = str(update["event_id"]) if update.get("event_id") else None
+    if kind in WALL_EVENTS:
+        return _wall_comment(WALL_EVENTS[kind], obj, event_id)
     if kind == "message_event":
         peer_id, user_id = int(obj["peer_id"]), int(obj["user_id"])
         if peer_id != user_id:
@@ -158,6 +181,60 @@ def parse_update(update: dict[str, Any]) -> Parsed:
         unsupported=unreadable and not (text or payload or photos or location),
     )
     return Parsed(incoming, from_id, peer_id=peer_id)
+
+
+def comment_chat(owner_id: int, post_id: int) -> str:
+    """The "chat" of a post's comments: where the answers under them go, in order."""
+    return f"wall{owner_id}_{post_id}"
+
+
+def _wall_comment(action: str, obj: dict[str, Any], event_id: str | None) -> Parsed:
+    """A comment under a post. The community's own comments (from_id < 0: its posts'
+    discussion, and the bot's own answers, which VK sends back as wall_reply_new) are not
+    for us. A deletion names the comment and its author (`user_id`), not its text."""
+    owner_id, post_id, comment_id = int(obj["owner_id"]), int(obj["post_id"]), int(obj["id"])
+    if action == COMMENT_DELETE:
+        author = int(obj.get("user_id") or 0)
+        text = ""
+        photos: tuple[Photo, ...] = ()
+        date = None
+    else:
+        author = int(obj["from_id"])
+        text = str(obj.get("text") or "")
+        attachments = [a for a in obj.get("attachments") or [] if isinstance(a, dict)]
+        photos = tuple(
+            p
+            for a in attachments
+            if a.get("type") == "photo" and isinstance(a.get("photo"), dict)
+            for p in [best_photo(a["photo"])]
+            if p
+        )
+        date = obj.get("date")
+    if author <= 0:
+        raise NotForUs("the community's own comment")
+    link = COMMENT_URL.format(owner_id=owner_id, post_id=post_id, comment_id=comment_id)
+    thread = obj.get("parents_stack")
+    if isinstance(thread, list) and thread and isinstance(thread[0], int):
+        link += f"&thread={thread[0]}"
+    comment = CommentEvent(
+        action=action,
+        owner_id=str(owner_id),
+        post_id=str(post_id),
+        comment_id=str(comment_id),
+        link=link,
+        author_link=PROFILE_URL.format(user_id=author),
+    )
+    incoming = Incoming(
+        platform=PLATFORM,
+        chat_id=comment_chat(owner_id, post_id),
+        user_id=str(author),
+        received_at=moment(date),
+        text=text,
+        photos=photos,
+        event_id=event_id or f"wall:{action}:{owner_id}_{comment_id}:{obj.get('date')}",
+        comment=comment,
+    )
+    return Parsed(incoming, author)
 
 
 def keyboard_json(keyboard: Keyboard) -> str:

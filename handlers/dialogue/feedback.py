@@ -22,7 +22,12 @@ async def rate(ctx: Context, payload: str) -> None:
     appeal = None
     if number_text.isdigit() and len(number_text) <= 9 and verdict in ("yes", "no"):
         appeal = await ctx.tx.appeals.get(int(number_text))
-    if appeal is None or appeal.resident_id != ctx.resident.id or appeal.first_answer_at is None:
+    if (
+        appeal is None
+        or appeal.is_comment
+        or appeal.resident_id != ctx.resident.id
+        or appeal.first_answer_at is None
+    ):
         ctx.reply(texts.HINT_STALE_BUTTON, keyboards.main_menu())
         return
     number = appeal.number

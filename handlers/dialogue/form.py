@@ -21,6 +21,19 @@ MAX_PLACE = 500
 MAX_NAME = 100
 KEPT_PREVIEW = 500  # characters of a kept description quoted back in the question
 KEEP_DESCRIPTION = Button(texts.KEEP_NAME, "desc:keep")
+CHANGE_SETTLEMENT = Button(texts.CHANGE_SETTLEMENT, "confirm:settlement")
+# A draft's settlement chosen before the form began (SPEC §14): the community's settlement,
+# or a deep link's. The settlement step is skipped; the confirmation can still change it.
+PRESET = "preset_settlement"
+FROM_CONFIRM = "settlement_from_confirm"  # the settlement step was opened from the summary
+
+
+def preset_of(ctx: Context, draft: Draft) -> str | None:
+    """The draft's preset settlement, if it is one the configuration still has."""
+    code = draft.data.get(PRESET)
+    if isinstance(code, str) and ctx.settings.settlement(code) is not None:
+        return code
+    return None
 
 
 def consent_text(ctx: Context) -> str:
@@ -107,10 +120,18 @@ class CategoryStep(Step):
         if pressed is None:
             return Stay(texts.HINT_CHOOSE)
         draft.data["category"] = pressed.payload.removeprefix("cat:")
+        preset = preset_of(ctx, draft)
+        if preset is not None:  # the community's (or the link's) settlement: no question
+            draft.data.setdefault("settlement", preset)
+            return Goto(DescriptionStep.name)
         return Goto(SettlementStep.name)
 
 
 class SettlementStep(Step):
+    """The settlement, chosen from the list. Skipped where the form began with one (a
+    settlement's community, a deep link): then reached only from the confirmation, and back
+    to it."""
+
     name = "settlement"
 
     def prompt(self, ctx: Context, draft: Draft) -> Prompt:
@@ -121,10 +142,12 @@ class SettlementStep(Step):
         if pressed is None:
             return Stay(texts.HINT_CHOOSE)
         draft.data["settlement"] = pressed.payload.removeprefix("st:")
+        if draft.data.pop(FROM_CONFIRM, False):
+            return Goto(ConfirmStep.name)
         return Goto(DescriptionStep.name)
 
-    def previous(self, ctx: Context) -> str | None:
-        return CategoryStep.name
+    def previous(self, ctx: Context, draft: Draft) -> str | None:
+        return ConfirmStep.name if draft.data.get(FROM_CONFIRM) else CategoryStep.name
 
 
 class DescriptionStep(Step):
@@ -194,8 +217,8 @@ class DescriptionStep(Step):
         draft.data["description"] = text
         return Goto(PlaceStep.name)
 
-    def previous(self, ctx: Context) -> str | None:
-        return SettlementStep.name
+    def previous(self, ctx: Context, draft: Draft) -> str | None:
+        return CategoryStep.name if preset_of(ctx, draft) else SettlementStep.name
 
 
 class PlaceStep(Step):
@@ -223,7 +246,7 @@ class PlaceStep(Step):
             draft.data["longitude"] = message.location.longitude
         return Goto(photos_or_contact(ctx))
 
-    def previous(self, ctx: Context) -> str | None:
+    def previous(self, ctx: Context, draft: Draft) -> str | None:
         return DescriptionStep.name
 
 
@@ -254,7 +277,7 @@ class PhotosStep(Step):
             return Goto(NameStep.name)
         return Stay(note)
 
-    def previous(self, ctx: Context) -> str | None:
+    def previous(self, ctx: Context, draft: Draft) -> str | None:
         return PlaceStep.name
 
 
@@ -298,7 +321,7 @@ class NameStep(Step):
         draft.data["contact_name"] = ctx.message.text
         return Goto(PhoneStep.name)
 
-    def previous(self, ctx: Context) -> str | None:
+    def previous(self, ctx: Context, draft: Draft) -> str | None:
         return PhotosStep.name if ctx.settings.limits.max_photos > 0 else PlaceStep.name
 
 
@@ -321,7 +344,7 @@ class PhoneStep(Step):
         draft.data["contact_phone"] = phone
         return Goto(ConfirmStep.name)
 
-    def previous(self, ctx: Context) -> str | None:
+    def previous(self, ctx: Context, draft: Draft) -> str | None:
         return NameStep.name
 
 
@@ -346,20 +369,29 @@ def summary(ctx: Context, draft: Draft) -> str:
 
 
 class ConfirmStep(Step):
+    """The summary and «Отправить»; where the settlement step was skipped, a button to
+    change the settlement all the same."""
+
     name = "confirm"
 
     def prompt(self, ctx: Context, draft: Draft) -> Prompt:
         send = Button(texts.SEND, "send")
         text = texts.CONFIRM.format(summary=summary(ctx, draft))
-        return Prompt(text, Keyboard(rows=((send,), nav_row()), numbered=True))
+        rows: tuple[tuple[Button, ...], ...] = ((send,),)
+        if preset_of(ctx, draft) is not None:
+            rows += ((CHANGE_SETTLEMENT,),)
+        return Prompt(text, Keyboard(rows=(*rows, nav_row()), numbered=True))
 
     async def handle(self, ctx: Context, draft: Draft, pressed: Button | None) -> Transition:
         if pressed is None:
             return Stay(texts.HINT_CHOOSE)
+        if pressed.payload == CHANGE_SETTLEMENT.payload:
+            draft.data[FROM_CONFIRM] = True
+            return Goto(SettlementStep.name)
         await register_appeal(ctx, draft)
         return Finish()
 
-    def previous(self, ctx: Context) -> str | None:
+    def previous(self, ctx: Context, draft: Draft) -> str | None:
         return PhoneStep.name
 
 

@@ -24,7 +24,7 @@ from loguru import logger
 
 from handlers import keyboards, texts
 from handlers.context import Context
-from handlers.dialogue.form import first_step
+from handlers.dialogue.form import PRESET, first_step
 from handlers.dialogue.steps import Finish, Goto, Prompt, Stay, Step, Transition
 from handlers.keyboards import CANCEL
 from handlers.messages import Button, Keyboard
@@ -66,6 +66,8 @@ def new_appeal_data(ctx: Context, kept: dict[str, Any]) -> dict[str, Any]:
     """The data a new appeal's form starts with, from what an offer kept: the text as the
     description if it describes a problem (the description step shows it), the photos."""
     data: dict[str, Any] = {}
+    if kept.get(PRESET):  # the settlement the conversation began with goes on with it
+        data[PRESET] = kept[PRESET]
     text = str(kept.get("text") or "")
     if describes_problem(text, ctx.settings.limits):
         data["description"] = text
@@ -148,6 +150,7 @@ class AdditionStep(Step):
         appeal = await ctx.tx.appeals.get(number)
         if (
             appeal is None
+            or appeal.is_comment
             or appeal.resident_id != ctx.resident.id
             or appeal.status not in OPEN_STATUSES
         ):
@@ -192,6 +195,8 @@ class IntakeStep(Step):
         text = str(draft.data.get("text") or "")
         about_text = describes_problem(text, ctx.settings.limits)
         offer = texts.INTAKE_OFFER if about_text else texts.INTAKE_OFFER_PHOTOS
+        if about_text and ctx.preset_settlement is not None:
+            offer = texts.INTAKE_OFFER_SETTLEMENT  # only the topic is left to choose
         rows = (*keyboards.main_menu().rows, (CANCEL,))
         return Prompt(offer, Keyboard(rows=rows, numbered=True))
 

@@ -33,6 +33,7 @@ async def register_appeal(ctx: Context, draft: Draft) -> Appeal:
         chat_id=message.chat_id,
         created_at=ctx.now,
         deadline_at=ctx.now + timedelta(hours=ctx.settings.answer_within_hours),
+        community=message.community,  # where the resident is answered (SPEC §14)
     )
     await ctx.tx.thread.add(
         appeal.number,

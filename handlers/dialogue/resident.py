@@ -8,6 +8,14 @@ persistent menu keyboard sends them as plain text, so they are never taken as an
 the step (a description, an address). «Мои обращения» and «Справка» leave the dialogue
 where it was and ask its question again; «Подать обращение» in the middle of a form offers
 to continue it or start over.
+
+A preset settlement (SPEC §14): a conversation may begin with its settlement known — the
+person wrote to a settlement's own community, or came by a deep link naming a settlement's
+code (MAX `bot_started` payload, Telegram `/start <code>`). The greeting names it, every draft
+begun in that conversation keeps it (`form.PRESET`), the form skips the settlement step, and
+the confirmation offers to change it. A deep link's settlement outlives the greeting in a
+bookmark draft (`PresetStep`) until a form or an offer takes it over, or the resident goes
+quiet for `RESUME_AFTER`.
 """
 
 from __future__ import annotations
@@ -19,7 +27,7 @@ from loguru import logger
 from handlers import keyboards, texts
 from handlers.context import Context
 from handlers.dialogue.feedback import answer_question, rate
-from handlers.dialogue.form import FORM_STEPS, CategoryStep, first_step
+from handlers.dialogue.form import FORM_STEPS, PRESET, CategoryStep, first_step
 from handlers.dialogue.my_appeals import MyAppealsStep, requested_page, show_my_appeals
 from handlers.dialogue.offers import AdditionStep, IntakeStep, make_offer, new_appeal_data
 from handlers.dialogue.steps import Finish, Goto, Prompt, Stay, Step, Transition
@@ -42,9 +50,15 @@ MENU_LABELS = Keyboard(rows=keyboards.help_menu().rows)
 
 
 def greet(ctx: Context, note: str | None = None) -> None:
-    """The greeting with the main menu, after a note if there is one (one message)."""
+    """The greeting with the main menu, after a note if there is one (one message); it
+    names the settlement the conversation is preset to, if any."""
     s = ctx.settings
     greeting = texts.GREETING.format(bot_name=s.bot_name, hours=s.answer_within_hours)
+    preset = s.settlement(ctx.preset_settlement or "")
+    if preset is not None:
+        greeting = texts.GREETING_SETTLEMENT.format(
+            bot_name=s.bot_name, settlement=preset.title, hours=s.answer_within_hours
+        )
     ctx.reply(f"{note}\n\n{greeting}" if note else greeting, keyboards.main_menu())
 
 
@@ -84,6 +98,21 @@ class ResumeStep(Step):
         return Goto(draft.data.pop("resume_step", CategoryStep.name))
 
 
+class PresetStep(Step):
+    """A bookmark, not a question: the settlement a deep link named, kept until a form or an
+    offer takes it over (their drafts replace this one). While it is there the resident is
+    outside any dialogue; dropped once they are idle."""
+
+    name = "preset"
+    form = False
+
+    def prompt(self, ctx: Context, draft: Draft) -> Prompt:
+        return Prompt(texts.MENU_AGAIN, keyboards.main_menu())
+
+    async def handle(self, ctx: Context, draft: Draft, pressed: Button | None) -> Transition:
+        return Finish()  # never reached: handle_resident reads the bookmark as no dialogue
+
+
 class ForgetStep(Step):
     """Withdrawing consent: name and phone erased from every appeal of the resident."""
 
@@ -119,6 +148,7 @@ STEPS: dict[str, Step] = {
     for step in (
         *FORM_STEPS,
         ResumeStep(),
+        PresetStep(),
         AdditionStep(),
         IntakeStep(),
         ForgetStep(),
@@ -136,7 +166,9 @@ STAFF_COMMANDS = frozenset(
         "reply",
         "ask",
         "close",
+        "invite",
         "assign",
+        "comment",
         "reject",
         "ban",
         "unban",
@@ -171,6 +203,10 @@ async def stay(ctx: Context, draft: Draft, hint: str | None) -> None:
 
 async def _save(ctx: Context, draft: Draft) -> None:
     draft.data.pop("mine_before", None)  # «Ещё» now continues no list
+    if ctx.preset_settlement and not ({"category", "settlement"} & draft.data.keys()):
+        # A draft begun in a preset conversation keeps its settlement (a form that has
+        # chosen already keeps what it chose).
+        draft.data.setdefault(PRESET, ctx.preset_settlement)
     await ctx.tx.drafts.save(ctx.message.platform, ctx.message.user_id, draft, ctx.now)
 
 
@@ -192,6 +228,7 @@ async def handle_resident(ctx: Context) -> None:
     elif draft is not None and _disposable(draft) and _idle(ctx, draft):
         await drop(ctx)  # a stale confirmation or bookmark: start from the menu
         draft = None
+    draft = await _preset(ctx, draft)
 
     before = requested_page(ctx, draft)
     if before is not None:
@@ -257,6 +294,33 @@ async def handle_resident(ctx: Context) -> None:
             greet(ctx)
         return
     await _answer_step(ctx, draft)
+
+
+async def _preset(ctx: Context, draft: Draft | None) -> Draft | None:
+    """Which settlement this conversation is preset to (`ctx.preset_settlement`): a deep
+    link's in this very message, else the draft's, else the community's own. A deep link
+    outside any dialogue is kept in a bookmark for the messages after it. Returns the draft
+    the dialogue goes on with: a bookmark counts as none."""
+    settings = ctx.settings
+    linked = _linked_settlement(ctx)
+    kept = draft.data.get(PRESET) if draft is not None else None
+    if draft is not None and draft.step == PresetStep.name:
+        draft = None
+    community = settings.settlement_of(ctx.message.platform, ctx.message.community)
+    for code in (linked, kept, community.code if community else None):
+        if isinstance(code, str) and settings.settlement(code) is not None:
+            ctx.preset_settlement = code
+            break
+    if linked is not None and draft is None:
+        bookmark = Draft(step=PresetStep.name, data={PRESET: linked})
+        await ctx.tx.drafts.save(ctx.message.platform, ctx.message.user_id, bookmark, ctx.now)
+    return draft
+
+
+def _linked_settlement(ctx: Context) -> str | None:
+    """The settlement code a deep link's payload names (`?start=sergino`), if it does."""
+    payload = (ctx.message.start or "").strip().casefold()
+    return payload if payload and ctx.settings.settlement(payload) is not None else None
 
 
 async def withdrawal(ctx: Context) -> bool:
@@ -401,6 +465,11 @@ async def _idle_menu(ctx: Context) -> None:
     if offer.step == IntakeStep.name:
         s = ctx.settings
         hint = texts.INTAKE_GREETING.format(bot_name=s.bot_name, hours=s.answer_within_hours)
+        preset = s.settlement(ctx.preset_settlement or "")
+        if preset is not None:
+            hint = texts.INTAKE_GREETING_SETTLEMENT.format(
+                bot_name=s.bot_name, settlement=preset.title, hours=s.answer_within_hours
+            )
     await goto(ctx, offer, offer.step, hint)
 
 
@@ -416,7 +485,7 @@ async def _answer_step(ctx: Context, draft: Draft) -> None:
         await _cancel(ctx, draft)
         return
     if pressed is not None and pressed.payload == keyboards.BACK.payload:
-        previous = step.previous(ctx)
+        previous = step.previous(ctx, draft)
         await goto(ctx, draft, previous or step.name)
         return
     if pressed is None and message.unsupported:

@@ -60,6 +60,6 @@ class Step(ABC):
     @abstractmethod
     async def handle(self, ctx: Context, draft: Draft, pressed: Button | None) -> Transition: ...
 
-    def previous(self, ctx: Context) -> str | None:
+    def previous(self, ctx: Context, draft: Draft) -> str | None:
         """The step «Назад» leads to; None where there is no way back."""
         return None

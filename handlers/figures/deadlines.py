@@ -33,11 +33,11 @@ from datetime import datetime, timedelta
 from loguru import logger
 
 from handlers import texts
-from handlers.appeal_view import category_title, settlement_title
+from handlers.appeal_view import settlement_title, topic
 from handlers.figures.report import duration
 from handlers.formatting import local_time, shorten, status_title, utc_offset
 from handlers.messages import Outgoing
-from handlers.notify import chat_of
+from handlers.notify import chat_of, queue
 from handlers.settings import HandlerSettings
 from handlers.text_input import neutralise_bidi
 from storage.db import Database, Tx
@@ -88,9 +88,7 @@ async def deadline_pass(
                 tx, ESCALATION, appeal, due_at, recipients, text, now, outgoing
             )
         for out in outgoing:
-            await tx.outbox.add(
-                out.platform, out.chat_id, out.body(), now, appeal_number=out.appeal_number
-            )
+            await queue(tx, out, now)
     return PassResult(reminders=reminders, escalations=escalations, messages=len(outgoing))
 
 
@@ -109,8 +107,8 @@ async def _notify(
     if not await tx.appeals.record_notice(appeal.number, kind, due_at, now, recipients=len(people)):
         return False
     for identity in people:
-        platform, chat = await chat_of(tx, identity)
-        outgoing.append(Outgoing(platform, chat, text, appeal_number=appeal.number))
+        chat = await chat_of(tx, identity)
+        outgoing.append(chat.message(text, appeal_number=appeal.number))
     if people:
         logger.info("appeal №{} {} sent to {} staff", appeal.number, kind, len(people))
     else:
@@ -126,7 +124,7 @@ async def _notify(
 def _about(settings: HandlerSettings, appeal: Appeal) -> list[str]:
     lines = [
         texts.DEADLINE_ABOUT.format(
-            category=category_title(settings, appeal.category),
+            category=topic(settings, appeal),
             settlement=settlement_title(settings, appeal.settlement),
             status=status_title(appeal.status),
             text=shorten(neutralise_bidi(appeal.text), TEXT_PREVIEW),

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from handlers import texts
+from handlers.appeal_view import community_title
 from handlers.formatting import local_time
 from handlers.settings import HandlerSettings
 from storage.reports import Counts, Figures, RegisterRow
@@ -36,6 +37,8 @@ class Titles:
     answer_within_hours: int
     categories: Mapping[str, str]
     settlements: Mapping[str, str]
+    # Communities by their code in the figures, "platform:key" (SPEC §14).
+    communities: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
     def of(cls, settings: HandlerSettings) -> Titles:
@@ -45,6 +48,10 @@ class Titles:
             answer_within_hours=settings.answer_within_hours,
             categories={c.code: c.title for c in settings.categories},
             settlements={s.code: s.title for s in settings.settlements},
+            communities={
+                f"{c.platform}:{c.key}": community_title(settings, c.platform, c.key)
+                for c in settings.communities
+            },
         )
 
     def category(self, code: str) -> str:
@@ -60,6 +67,19 @@ class Titles:
     @staticmethod
     def platform(code: str) -> str:
         return texts.PLATFORM_TITLES.get(code, code)
+
+    def community(self, code: str) -> str:
+        """A community by its code in the figures: `vk:` the main VK community, `vk:123`
+        another; one the configuration no longer has is named by its id."""
+        if code in self.communities:
+            return self.communities[code]
+        platform, _, key = code.partition(":")
+        title = self.platform(platform)
+        return f"{title} {key}" if key else f"{title}, {texts.COMMUNITY_MAIN}"
+
+    @staticmethod
+    def kind(code: str) -> str:
+        return texts.KIND_TITLES.get(code, code)
 
 
 # --- periods -------------------------------------------------------------------------------
@@ -182,7 +202,7 @@ def stats_text(titles: Titles, figures: Figures, start: date, end: date) -> str:
     total = figures.received
     lines = [texts.STATS_TITLE.format(start=_dmy(start), end=_dmy(end), total=number(total))]
     if not total:
-        return "\n".join(lines)
+        return "\n".join(lines + _comment_lines(titles, figures))
     lines.append(
         texts.STATS_SUMMARY.format(
             residents=number(figures.residents),
@@ -208,16 +228,49 @@ def stats_text(titles: Titles, figures: Figures, start: date, end: date) -> str:
     for heading, counts, title in _breakdowns(titles, figures):
         lines.append(heading)
         lines += [texts.STATS_LINE.format(title=title(code), count=number(n)) for code, n in counts]
+    lines += _comment_lines(titles, figures)
     return "\n".join(lines)
 
 
 def _breakdowns(titles: Titles, figures: Figures) -> list[tuple[str, Counts, Any]]:
-    return [
+    found: list[tuple[str, Counts, Any]] = [
         (texts.STATS_BY_STATUS, figures.by_status, titles.status),
         (texts.STATS_BY_CATEGORY, figures.by_category, titles.category),
         (texts.STATS_BY_SETTLEMENT, figures.by_settlement, titles.settlement),
         (texts.STATS_BY_PLATFORM, figures.by_platform, titles.platform),
     ]
+    if _several_communities(figures):
+        found.append((texts.STATS_BY_COMMUNITY, figures.by_community, titles.community))
+    return found
+
+
+def _several_communities(figures: Figures) -> bool:
+    """Whether the communities say more than the messengers do: some item came in by a
+    community other than a messenger's main one. An installation without [[x.communities]]
+    reads as it always did."""
+    codes = [code for code, _ in (*figures.by_community, *figures.comments.by_community)]
+    return any(not code.endswith(":") for code in codes)
+
+
+def _comment_lines(titles: Titles, figures: Figures) -> list[str]:
+    """The comment items of the period, apart from the appeals (SPEC §14)."""
+    comments = figures.comments
+    if not comments.received:
+        return []
+    lines = [
+        texts.STATS_COMMENTS.format(
+            received=number(comments.received),
+            answered=number(comments.answered),
+            on_time=number(comments.on_time),
+            share=percent(comments.on_time / comments.received),
+        ),
+        texts.STATS_COMMENTS_BY_COMMUNITY,
+    ]
+    lines += [
+        texts.STATS_LINE.format(title=titles.community(code), count=number(n))
+        for code, n in comments.by_community
+    ]
+    return lines
 
 
 # --- the text report -----------------------------------------------------------------------
@@ -229,7 +282,10 @@ def report_text(titles: Titles, figures: Figures, start: date, end: date) -> str
     title = texts.REPORT_TITLE.format(name=titles.name, start=_dmy(start), end=_dmy(end))
     total = figures.received
     if not total:
-        return f"{title}\n\n{texts.REPORT_NOTHING}\n"
+        comments = _report_comments(titles, figures)
+        return f"{title}\n\n{texts.REPORT_NOTHING}\n" + (
+            "\n" + "\n".join(comments) + "\n" if comments else ""
+        )
     sentences = [
         texts.REPORT_RECEIVED.format(
             received=counted(total, texts.APPEAL_FORMS),
@@ -271,7 +327,34 @@ def report_text(titles: Titles, figures: Figures, start: date, end: date) -> str
             )
             for code, n in counts
         ]
+    comments = _report_comments(titles, figures)
+    if comments:
+        lines += ["", *comments]
     return "\n".join(lines) + "\n"
+
+
+def _report_comments(titles: Titles, figures: Figures) -> list[str]:
+    """The comment items in the report's words: a sentence and their communities."""
+    comments = figures.comments
+    if not comments.received:
+        return []
+    lines = [
+        texts.REPORT_COMMENTS.format(
+            received=counted(comments.received, texts.COMMENT_FORMS),
+            answered=number(comments.answered),
+            on_time=number(comments.on_time),
+        ),
+        texts.STATS_COMMENTS_BY_COMMUNITY,
+    ]
+    lines += [
+        texts.STATS_SHARE_LINE.format(
+            title=titles.community(code),
+            count=number(n),
+            share=percent(n / comments.received),
+        )
+        for code, n in comments.by_community
+    ]
+    return lines
 
 
 # --- the machine-readable reports ----------------------------------------------------------
@@ -315,6 +398,31 @@ def report_json(titles: Titles, figures: Figures, start: date, end: date) -> dic
         "by_settlement": listing(figures.by_settlement, titles.settlement),
         "by_platform": listing(figures.by_platform, titles.platform),
         "by_status": listing(figures.by_status, titles.status),
+        "by_community": listing(figures.by_community, titles.community),
+        "comments": _comments_json(titles, figures),
+    }
+
+
+def _comments_json(titles: Titles, figures: Figures) -> dict[str, Any]:
+    """The comment items (SPEC §14), apart from the appeals; shares of the comments."""
+    comments = figures.comments
+
+    def listing(counts: Counts, title: Any) -> list[dict[str, Any]]:
+        return [
+            {"code": code, "title": title(code), "count": n, "share": _share(n, comments.received)}
+            for code, n in counts
+        ]
+
+    return {
+        "received": comments.received,
+        "answered": comments.answered,
+        "answered_on_time": {
+            "count": comments.on_time,
+            "share": _share(comments.on_time, comments.received),
+        },
+        "by_community": listing(comments.by_community, titles.community),
+        "by_settlement": listing(comments.by_settlement, titles.settlement),
+        "by_status": listing(comments.by_status, titles.status),
     }
 
 
@@ -356,6 +464,24 @@ def report_rows(
         ("none", texts.RATING_NONE, figures.unrated),
     )
     rows += [[sections["rating"], code, title, str(n)] for code, title, n in ratings]
+    # SPEC §14: appeals by community, then the comment items apart.
+    rows += [
+        [sections["community"], code, titles.community(code), str(n)]
+        for code, n in figures.by_community
+    ]
+    comments = figures.comments
+    rows += [
+        [sections["comments"], key, texts.REPORT_CSV_COMMENTS[key], str(value)]
+        for key, value in (
+            ("received", comments.received),
+            ("answered", comments.answered),
+            ("on_time", comments.on_time),
+        )
+    ]
+    rows += [
+        [sections["comment_community"], code, titles.community(code), str(n)]
+        for code, n in comments.by_community
+    ]
     return rows
 
 
@@ -371,15 +497,17 @@ def register_header() -> list[str]:
 
 
 def register_row(titles: Titles, row: RegisterRow, now: datetime) -> list[str]:
-    """One appeal as a row of the register, with titles instead of codes, local times, and
-    every text cell safe to open in a spreadsheet. «Ответ в срок» as of `now`: «да» or «нет»
+    """One item (an appeal or a comment) as a row of the register, with titles instead of
+    codes, local times, and every text cell safe to open in a spreadsheet. The community it
+    came in by and what it is (SPEC §14) are the last two columns, after those the register
+    has always had. «Ответ в срок» as of `now`: «да» or «нет»
     once answered or once the deadline has passed, «срок не истёк» while it may still be."""
     tz = titles.timezone
     return [
         str(row.number),
         local_time(row.created_at, tz),
         titles.status(row.status),
-        titles.category(row.category),
+        titles.category(row.category) if row.kind != "comment" else texts.COMMENT_CATEGORY,
         titles.settlement(row.settlement),
         titles.platform(row.platform),
         cell(row.text),
@@ -394,6 +522,8 @@ def register_row(titles: Titles, row: RegisterRow, now: datetime) -> list[str]:
         _answered_on_time(row, now),
         texts.RATING_TITLES.get(row.rating, row.rating) if row.rating else "",
         cell(row.answer),
+        titles.community(f"{row.platform}:{row.community}"),
+        titles.kind(row.kind),
     ]
 
 

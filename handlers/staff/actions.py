@@ -1,5 +1,5 @@
-"""Staff actions (SPEC §5, §6), each written once: take, reply, ask, close, assign, reject,
-ban, unban, add and remove staff.
+"""Staff actions (SPEC §5, §6, §14), each written once: take, reply, ask, close, assign,
+reject, invite, ban, unban, add and remove staff.
 
 An action is a function of (the unit of work, who acts, the appeal number or identity, typed
 arguments). It checks the rights itself, changes the appeal, writes the audit line and
@@ -11,11 +11,17 @@ command (handlers/staff/commands.py parses `/reply N текст` into a call), a
 An administrator may act only on the appeals of their settlements: a number outside them is
 refused exactly like a number that does not exist, so nothing leaks (SPEC §12). Hand-overs,
 rejections, bans and staff changes are for moderators.
+
+A comment item (SPEC §14) is acted on by the same actions: `reply` answers in public under
+the comment, `invite` posts there an invitation to write to the community's messages, `ask`
+is refused (a question could only be asked in public), and taking, closing, handing over or
+rejecting tell its author nothing (there is no private chat to tell them in).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 from loguru import logger
 
@@ -24,9 +30,9 @@ from handlers.appeal_view import FINISHED, organisation, settlement_title
 from handlers.context import Work
 from handlers.formatting import status_word
 from handlers.keyboards import rating_keyboard
-from handlers.messages import Outgoing
+from handlers.messages import CommentTarget, Outgoing
 from handlers.notify import settlement_notice, to_resident
-from storage.models import Appeal, Status
+from storage.models import Appeal, Comment, Kind, Status
 from storage.staff import ADMIN, MODERATOR, StaffMember
 
 
@@ -104,6 +110,37 @@ def _confirmed(text: str, number: int, *messages: Outgoing, status: Status | Non
     return Outcome(text, done=True, number=number, status=status, messages=messages)
 
 
+async def _comment_of(work: Work, appeal: Appeal) -> Comment:
+    comment = await work.tx.comments.of_item(appeal.number)
+    assert comment is not None, f"comment item №{appeal.number} has no comment"
+    return comment
+
+
+def by_hand(comment: Comment) -> bool:
+    """A comment item a moderator registered by hand (`register_comment`): the bot cannot
+    reach its comment, so answers under it are posted by people."""
+    return not comment.post_id
+
+
+def _under(appeal: Appeal, comment: Comment, text: str) -> Outgoing:
+    """A public answer under the item's comment, through the community it was posted in."""
+    return Outgoing(
+        appeal.platform,
+        appeal.chat_id,
+        text,
+        appeal_number=appeal.number,
+        community=appeal.community,
+        comment=CommentTarget(comment.owner_id, comment.post_id, comment.comment_id),
+    )
+
+
+async def _answerable_comment(work: Work, appeal: Appeal) -> Comment | Outcome:
+    comment = await _comment_of(work, appeal)
+    if comment.deleted:
+        return _refused(texts.COMMENT_DELETED_CANNOT_ANSWER.format(number=appeal.number))
+    return comment
+
+
 # --- appeals -------------------------------------------------------------------------------
 
 
@@ -117,6 +154,10 @@ async def take(work: Work, actor: StaffMember, number: int) -> Outcome:
     await _set_status(work, actor, appeal, Status.IN_PROGRESS, None)
     org = organisation(work.settings, appeal.settlement)
     await audit(work, actor, "take", number)
+    if appeal.is_comment:
+        return _confirmed(
+            texts.COMMENT_TAKEN.format(number=number), number, status=Status.IN_PROGRESS
+        )
     return _confirmed(
         texts.TAKEN.format(number=number),
         number,
@@ -127,10 +168,13 @@ async def take(work: Work, actor: StaffMember, number: int) -> Outcome:
 
 async def reply(work: Work, actor: StaffMember, number: int, text: str) -> Outcome:
     """The official answer: into the thread, status «Отвечено», to the resident's own chat
-    with the organisation's name and the rating buttons."""
+    with the organisation's name and the rating buttons. For a comment item, in public
+    under the comment (the card warned that it is public)."""
     appeal = await _open_appeal(work, actor, number)
     if isinstance(appeal, Outcome):
         return appeal
+    if appeal.is_comment:
+        return await _reply_under(work, actor, appeal, text)
     await work.tx.appeals.record_answer(number, work.now)
     await work.tx.thread.add(number, kind="answer", author=actor.identity, now=work.now, text=text)
     org = organisation(work.settings, appeal.settlement)
@@ -144,11 +188,67 @@ async def reply(work: Work, actor: StaffMember, number: int, text: str) -> Outco
     )
 
 
-async def ask(work: Work, actor: StaffMember, number: int, text: str) -> Outcome:
-    """A question to the resident; their next message is forwarded back to `actor`."""
+async def _reply_under(work: Work, actor: StaffMember, appeal: Appeal, text: str) -> Outcome:
+    comment = await _answerable_comment(work, appeal)
+    if isinstance(comment, Outcome):
+        return comment
+    number = appeal.number
+    await work.tx.appeals.record_answer(number, work.now)
+    await work.tx.thread.add(number, kind="answer", author=actor.identity, now=work.now, text=text)
+    org = organisation(work.settings, appeal.settlement)
+    answer = texts.COMMENT_ANSWER.format(text=text, organisation=org)
+    await audit(work, actor, "reply", number, "public, under the comment")
+    if by_hand(comment):
+        done = texts.COMMENT_POST_BY_HAND.format(number=number, link=comment.link, text=answer)
+        return _confirmed(done, number, status=Status.ANSWERED)
+    return _confirmed(
+        texts.COMMENT_REPLIED.format(number=number),
+        number,
+        _under(appeal, comment, answer),
+        status=Status.ANSWERED,
+    )
+
+
+async def invite(work: Work, actor: StaffMember, number: int) -> Outcome:
+    """Under a comment, a polite invitation to write to the community's messages (its
+    link), where the author's own appeal dialogue starts, consent first (SPEC §14). It
+    answers the comment: status «Отвечено»."""
     appeal = await _open_appeal(work, actor, number)
     if isinstance(appeal, Outcome):
         return appeal
+    if not appeal.is_comment:
+        return _refused(texts.INVITE_NOT_A_COMMENT.format(number=number))
+    community = work.settings.community(appeal.platform, appeal.community)
+    if community is None or not community.invite_url:
+        return _refused(texts.INVITE_NO_LINK.format(number=number))
+    comment = await _answerable_comment(work, appeal)
+    if isinstance(comment, Outcome):
+        return comment
+    text = texts.COMMENT_INVITATION.format(
+        url=community.invite_url, hours=work.settings.answer_within_hours
+    )
+    await work.tx.appeals.record_answer(number, work.now)
+    await work.tx.thread.add(number, kind="invite", author=actor.identity, now=work.now, text=text)
+    await audit(work, actor, "invite", number)
+    if by_hand(comment):
+        done = texts.COMMENT_POST_BY_HAND.format(number=number, link=comment.link, text=text)
+        return _confirmed(done, number, status=Status.ANSWERED)
+    return _confirmed(
+        texts.COMMENT_INVITED.format(number=number),
+        number,
+        _under(appeal, comment, text),
+        status=Status.ANSWERED,
+    )
+
+
+async def ask(work: Work, actor: StaffMember, number: int, text: str) -> Outcome:
+    """A question to the resident; their next message is forwarded back to `actor`. Not
+    for a comment item: its author has no private chat with the bot to answer in."""
+    appeal = await _open_appeal(work, actor, number)
+    if isinstance(appeal, Outcome):
+        return appeal
+    if appeal.is_comment:
+        return _refused(texts.ASK_NOT_FOR_COMMENT.format(number=number))
     await work.tx.thread.add(
         number, kind="question", author=actor.identity, now=work.now, text=text
     )
@@ -166,6 +266,9 @@ async def close(work: Work, actor: StaffMember, number: int, comment: str = "") 
     if isinstance(appeal, Outcome):
         return appeal
     await _set_status(work, actor, appeal, Status.CLOSED, comment or None)
+    if appeal.is_comment:
+        await audit(work, actor, "close", number, comment)
+        return _confirmed(texts.COMMENT_CLOSED.format(number=number), number, status=Status.CLOSED)
     notice = texts.CLOSED_TO_RESIDENT.format(number=number)
     if comment:
         notice += "\n" + texts.CLOSED_COMMENT.format(comment=comment)
@@ -201,6 +304,9 @@ async def assign(work: Work, actor: StaffMember, number: int, settlement: str) -
     cards = await settlement_notice(work, moved, texts.CARD_REASSIGNED)
     org = organisation(work.settings, settlement)
     await audit(work, actor, "assign", number, f"{appeal.settlement} -> {settlement}")
+    if appeal.is_comment:
+        done = texts.COMMENT_ASSIGNED.format(number=number, settlement=title)
+        return _confirmed(done, number, *cards, status=None)
     return _confirmed(
         texts.ASSIGNED.format(number=number, settlement=title),
         number,
@@ -218,14 +324,102 @@ async def reject(work: Work, actor: StaffMember, number: int, reason: str) -> Ou
     if isinstance(appeal, Outcome):
         return appeal
     await _set_status(work, actor, appeal, Status.REJECTED, reason)
-    notice = texts.REJECTED_TO_RESIDENT.format(number=number, reason=reason)
     await audit(work, actor, "reject", number, reason)
+    if appeal.is_comment:
+        done = texts.COMMENT_REJECTED.format(number=number)
+        return _confirmed(done, number, status=Status.REJECTED)
+    notice = texts.REJECTED_TO_RESIDENT.format(number=number, reason=reason)
     return _confirmed(
         texts.REJECTED.format(number=number),
         number,
         to_resident(appeal, notice),
         status=Status.REJECTED,
     )
+
+
+async def register_comment(
+    work: Work,
+    actor: StaffMember,
+    settlement: str,
+    link: str,
+    text: str,
+    *,
+    resident_id: int,
+) -> Outcome:
+    """A comment the bot cannot receive (OK documents no way to: SPEC §14), registered by a
+    moderator by hand: an item like any comment's, with its link and text, the settlement's
+    staff notified, the deadline watched and the figures kept. Answers to it (`reply`,
+    `invite`) are recorded, and the official is given the text to post under it. The item is
+    written down as the moderator's (`resident_id`: their own row; the comment's author is
+    not known to the bot). Moderators only."""
+    if not actor.moderator:
+        return MODERATORS_ONLY
+    if work.settings.settlement(settlement) is None:
+        codes = ", ".join(s.code for s in work.settings.settlements)
+        return _refused(texts.UNKNOWN_SETTLEMENT.format(code=settlement, codes=codes))
+    if len(link) > MAX_LINK or not link.startswith(("https://", "http://")):
+        return _refused(texts.COMMENT_BAD_LINK)
+    limit = work.settings.limits.max_description
+    if len(text) > limit:
+        return _refused(texts.DESCRIPTION_TOO_LONG.format(length=len(text), max=limit))
+    platform = _platform_of(link, actor.identity)
+    item = await work.tx.appeals.create(
+        resident_id=resident_id,
+        category="",
+        settlement=settlement,
+        text=text,
+        place=None,
+        latitude=None,
+        longitude=None,
+        photos=(),
+        contact_name=None,
+        contact_phone=None,
+        platform=platform,
+        chat_id="",
+        created_at=work.now,
+        deadline_at=work.now + timedelta(hours=work.settings.answer_within_hours),
+        kind=Kind.COMMENT,
+    )
+    await work.tx.comments.add(
+        Comment(
+            number=item.number,
+            platform=platform,
+            community="",
+            owner_id="",
+            post_id="",  # no post the bot can reach: answers are posted by hand
+            comment_id=f"by-hand:{item.number}",
+            author_id="",
+            author_link=None,
+            link=link,
+        )
+    )
+    await work.tx.thread.add(
+        item.number, kind="created", author=actor.identity, now=work.now, text=text
+    )
+    cards = await settlement_notice(work, item, texts.CARD_NEW)
+    await audit(work, actor, "comment_by_hand", item.number, link)
+    done = texts.COMMENT_REGISTERED.format(number=item.number)
+    return _confirmed(done, item.number, *cards, status=Status.NEW)
+
+
+# Where a link points, by its host: the messenger the comment is on.
+_LINK_PLATFORMS = {
+    "ok.ru": "ok",
+    "odnoklassniki.ru": "ok",
+    "vk.com": "vk",
+    "vk.ru": "vk",
+    "max.ru": "max",
+    "t.me": "tg",
+}
+MAX_LINK = 2048
+
+
+def _platform_of(link: str, identity: str) -> str:
+    host = link.split("://", 1)[-1].split("/", 1)[0].split(":", 1)[0].casefold()
+    for domain, platform in _LINK_PLATFORMS.items():
+        if host == domain or host.endswith("." + domain):
+            return platform
+    return identity.partition(":")[0]
 
 
 # --- identities ----------------------------------------------------------------------------

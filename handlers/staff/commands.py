@@ -11,6 +11,7 @@ from handlers.staff import actions
 from handlers.staff.actions import Outcome
 from handlers.staff.args import UsageError, identity_and_text, number_and_text
 from handlers.staff.views import member, staff_list
+from handlers.text_input import visible_length
 from storage.staff import MODERATOR
 
 
@@ -38,6 +39,24 @@ async def cmd_ask(ctx: Context, args: str) -> None:
 async def cmd_close(ctx: Context, args: str) -> None:
     number, comment = number_and_text(args, text="optional")
     tell(ctx, await actions.close(ctx.work, member(ctx), number, comment))
+
+
+async def cmd_invite(ctx: Context, args: str) -> None:
+    number, _ = number_and_text(args, text="none")
+    tell(ctx, await actions.invite(ctx.work, member(ctx), number))
+
+
+async def cmd_comment(ctx: Context, args: str) -> None:
+    """`/comment <код_поселения> <ссылка> текст`: a comment registered by hand (OK)."""
+    code, _, rest = args.strip().partition(" ")
+    link, _, text = rest.strip().partition(" ")
+    text = text.strip()
+    if not code or not link or not visible_length(text):
+        raise UsageError
+    outcome = await actions.register_comment(
+        ctx.work, member(ctx), code, link, text, resident_id=ctx.resident.id
+    )
+    tell(ctx, outcome)
 
 
 async def cmd_assign(ctx: Context, args: str) -> None:

@@ -10,8 +10,7 @@ from datetime import datetime
 from loguru import logger
 
 from handlers import texts
-from handlers.messages import Outgoing
-from handlers.notify import chat_of
+from handlers.notify import chat_of, queue
 from handlers.text_input import neutralise_bidi
 from storage.db import Tx
 from storage.models import OutboxRow
@@ -43,11 +42,8 @@ async def report_undeliverable(tx: Tx, row: OutboxRow, reason: str, now: datetim
     )
     moderators = [m for m in await tx.staff.moderators() if m != identity]
     for moderator in moderators:
-        platform, chat = await chat_of(tx, moderator)
-        out = Outgoing(platform, chat, report, appeal_number=row.appeal_number, report=True)
-        await tx.outbox.add(
-            out.platform, out.chat_id, out.body(), now, appeal_number=out.appeal_number
-        )
+        chat = await chat_of(tx, moderator)
+        await queue(tx, chat.message(report, appeal_number=row.appeal_number, report=True), now)
     logger.warning(
         "undeliverable message reported to {} moderators platform={} appeal №{} staff={}",
         len(moderators),

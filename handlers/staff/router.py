@@ -43,7 +43,9 @@ COMMANDS: dict[str, Command] = {
     "reply": Command(commands.cmd_reply),
     "ask": Command(commands.cmd_ask),
     "close": Command(commands.cmd_close),
+    "invite": Command(commands.cmd_invite),
     "assign": Command(commands.cmd_assign, moderator_only=True),
+    "comment": Command(commands.cmd_comment, moderator_only=True),
     "reject": Command(commands.cmd_reject, moderator_only=True),
     "ban": Command(commands.cmd_ban, moderator_only=True),
     "unban": Command(commands.cmd_unban, moderator_only=True),
@@ -67,7 +69,7 @@ async def handle_staff(ctx: Context) -> None:
         and message.payload is None
     ):
         number = await ctx.tx.outbox.appeal_of_message(
-            message.platform, message.chat_id, message.reply_to
+            message.platform, message.chat_id, message.reply_to, message.community
         )
         if number is not None:
             commands.tell(ctx, await actions.reply(ctx.work, member(ctx), number, text))

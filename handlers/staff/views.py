@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 from handlers import texts
-from handlers.appeal_view import card, settlement_title, thread_lines
+from handlers.appeal_view import card, settlement_title, thread_lines, topic
 from handlers.context import Context
 from handlers.figures.report import PeriodError, Titles, period_bounds, stats_text
 from handlers.formatting import local_date, local_time, status_title
@@ -194,12 +194,11 @@ def list_lines(ctx: Context, rows: list[tuple[Appeal, datetime]]) -> list[str]:
     tz = ctx.settings.timezone
     lines = []
     for appeal, due in rows:
-        category = ctx.settings.category(appeal.category)
         lines.append(
             texts.LIST_LINE.format(
                 number=appeal.number,
                 date=local_date(appeal.created_at, tz),
-                category=category.title if category else appeal.category,
+                category=topic(ctx.settings, appeal),
                 settlement=settlement_title(ctx.settings, appeal.settlement),
                 status=status_title(appeal.status),
                 deadline=local_time(due, tz),
@@ -214,12 +213,13 @@ async def cmd_show(ctx: Context, args: str) -> None:
     if appeal is None:
         return
     thread = await ctx.tx.thread.of_appeal(number)
+    comment = await ctx.tx.comments.of_item(number) if appeal.is_comment else None
     text = "\n".join(
         [
-            card(ctx.settings, appeal, texts.CARD_SHOW),
+            card(ctx.settings, appeal, texts.CARD_SHOW, comment),
             "",
             texts.THREAD_TITLE,
-            *thread_lines(ctx.settings, thread),
+            *thread_lines(ctx.settings, thread, comment=appeal.is_comment),
         ]
     )
     ctx.reply(text, appeal_number=number)

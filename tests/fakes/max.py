@@ -16,10 +16,11 @@ something (mostly error `code` keys and texts).
 Routes (operation ids from the schema, also the names for `calls_of`, `fail_method` and
 `drop_connections`): getMyInfo `GET /me`, getUpdates `GET /updates`, subscribe / getSubscriptions
 / unsubscribe `POST|GET|DELETE /subscriptions`, sendMessage `POST /messages`, answerOnCallback
-`POST /answers`, getUploadUrl `POST /uploads`, getChat `GET /chats/{chatId}`; plus UPLOAD (the
-upload URL getUploadUrl hands out, `POST /upload/{id}`) and DOWNLOAD (an image's `payload.url`,
-`GET /img/{photo_id}`), which real MAX serves from other hosts without the bot token. Anything
-else answers 404 (405 for a known path with another HTTP method).
+`POST /answers`, getUploadUrl `POST /uploads`, getChat `GET /chats/{chatId}`, sendComment
+`POST /messages/{messageId}/comments` (SPEC §14); plus UPLOAD (the upload URL getUploadUrl
+hands out, `POST /upload/{id}`) and DOWNLOAD (an image's `payload.url`, `GET /img/{photo_id}`),
+which real MAX serves from other hosts without the bot token. Anything else answers 404 (405
+for a known path with another HTTP method).
 
 Authorization: exactly the bot token in the `Authorization` header, no "Bearer" (schema:
 components/securitySchemes/access_token; maxapi: bot.py `self.headers = {"Authorization":
@@ -63,6 +64,7 @@ SEND_MESSAGE = "sendMessage"
 ANSWER_CALLBACK = "answerOnCallback"
 GET_UPLOAD_URL = "getUploadUrl"
 GET_CHAT = "getChat"
+SEND_COMMENT = "sendComment"
 UPLOAD = "upload"
 DOWNLOAD = "download"
 
@@ -308,6 +310,10 @@ class FakeMax(LoopbackFake):
         self.sent: list[SentMessage] = []
         self.callback_answers: list[dict[str, Any]] = []
         self.edits: list[dict[str, Any]] = []  # messages replaced through a callback answer
+        # Comments under channel posts: mid -> CommentMessage (people's and the bot's), and
+        # what the bot posted (sendComment), in order.
+        self.comments: dict[str, dict[str, Any]] = {}
+        self.sent_comments: list[dict[str, Any]] = []
         self.uploads: list[Upload] = []
         self.downloads: list[int] = []  # photo ids served
         self.not_ready_refusals = 0
@@ -354,6 +360,7 @@ class FakeMax(LoopbackFake):
             ("POST", "/answers", ANSWER_CALLBACK, self._answer_callback, True),
             ("POST", "/uploads", GET_UPLOAD_URL, self._get_upload_url, True),
             ("GET", "/chats/{chat_id}", GET_CHAT, self._get_chat, True),
+            ("POST", "/messages/{mid}/comments", SEND_COMMENT, self._send_comment, True),
             ("POST", "/upload/{upload_id}", UPLOAD, self._upload, False),
             ("GET", "/img/{photo_id}", DOWNLOAD, self._download, False),
         ]
@@ -565,6 +572,57 @@ class FakeMax(LoopbackFake):
         }
         if payload is not None:
             update["payload"] = payload
+        return self.push(update) if push else update
+
+    # ----------------------------------------------------------------- channel comments
+
+    def comment(
+        self,
+        user_id: int,
+        text: str,
+        *,
+        channel_id: int = -70000000001,
+        post_id: str = "mid.post-1",
+        push: bool = True,
+    ) -> dict[str, Any]:
+        """A comment_created (schema: CommentCreatedUpdate, `message` a Message whose recipient
+        is the channel with the post's id, `post_id`; a comment's body has no attachments,
+        CommentMessageBody). The bot gets it as an administrator of the channel with
+        read_all_messages."""
+        now = _now_ms()
+        message = {
+            "sender": self.user(user_id),
+            "recipient": {"chat_id": channel_id, "chat_type": "channel", "post_id": post_id},
+            "timestamp": now,
+            "body": {"mid": self._new_mid(), "seq": self._new_seq(), "text": text},
+        }
+        self.comments[message["body"]["mid"]] = message
+        update = {"update_type": "comment_created", "timestamp": now, "message": message}
+        return self.push(update) if push else update
+
+    def comment_edited(self, mid: str, text: str, *, push: bool = True) -> dict[str, Any]:
+        """A comment_edited (schema: CommentEditedUpdate): the comment `mid` says `text` now."""
+        message = self.comments[mid]
+        message["body"]["text"] = text
+        update = {
+            "update_type": "comment_edited",
+            "timestamp": _now_ms(),
+            "message": copy.deepcopy(message),
+        }
+        return self.push(update) if push else update
+
+    def comment_removed(self, mid: str, *, push: bool = True) -> dict[str, Any]:
+        """A comment_removed (schema: CommentRemovedUpdate: message_id, chat_id, user_id of
+        who deleted it, post_id)."""
+        message = self.comments.pop(mid)
+        update = {
+            "update_type": "comment_removed",
+            "timestamp": _now_ms(),
+            "message_id": mid,
+            "chat_id": message["recipient"]["chat_id"],
+            "user_id": message["sender"]["user_id"],
+            "post_id": message["recipient"]["post_id"],
+        }
         return self.push(update) if push else update
 
     def bot_stopped(self, user_id: int, *, push: bool = True) -> dict[str, Any]:
@@ -991,6 +1049,54 @@ class FakeMax(LoopbackFake):
                 query=dict(query),
                 message=message,
             )
+        )
+        return {"message": copy.deepcopy(message)}
+
+    async def _send_comment(self, request: web.Request, call: dict[str, Any]) -> dict[str, Any]:
+        """schema: paths./messages/{messageId}/comments.post (NewCommentBody: text ≤ 4000,
+        link, format; "Attachments are not allowed in comments") -> SendCommentResult. The
+        post is the path's mid; a `link` of type reply names the comment answered."""
+        post_id = request.match_info["mid"]
+        _bool_param(request.query, "disable_link_preview")
+        body = self._json_body(call)
+        unknown = set(body) - {"text", "link", "format"}
+        if unknown:
+            raise _bad(f"{sorted(unknown)[0]}: not allowed in a comment")  # [??] MAX's words
+        text = body.get("text")
+        if text is not None:
+            _check_text(text, "text", 0, TEXT_MAX_CHARS)
+        link = body.get("link")
+        channel = None
+        if link is not None:
+            if not isinstance(link, dict) or link.get("type") != "reply":
+                raise _bad("link: only a reply is allowed in a comment")  # [??]
+            answered = self.comments.get(str(link.get("mid")))
+            if answered is None or answered["recipient"]["post_id"] != post_id:
+                raise MaxAPIError(404, "not.found", "Comment not found")  # [??]
+            channel = answered["recipient"]["chat_id"]
+        if not text and link is None:
+            raise _bad("text: must not be empty")
+        message = {
+            "sender": self.bot_user,
+            "recipient": {"chat_id": channel, "chat_type": "channel", "post_id": post_id},
+            "timestamp": _now_ms(),
+            "body": {"mid": self._new_mid(), "seq": self._new_seq(), "text": text},
+        }
+        if link is not None:
+            answered = self.comments[str(link["mid"])]
+            message["link"] = {"type": "reply", "message": copy.deepcopy(answered["body"])}
+        self.comments[message["body"]["mid"]] = message
+        self.sent_comments.append(
+            {"post_id": post_id, "text": text, "link": copy.deepcopy(link), "message": message}
+        )
+        # The bot's own comment comes back to it as comment_created [??: not captured; the
+        # schema says the bot gets every comment of a channel it administers].
+        self.push(
+            {
+                "update_type": "comment_created",
+                "timestamp": message["timestamp"],
+                "message": copy.deepcopy(message),
+            }
         )
         return {"message": copy.deepcopy(message)}
 

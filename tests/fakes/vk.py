@@ -4,6 +4,20 @@ with real HTTP against it: API methods, the Bots Long Poll, photo upload and pho
 What real VK does, and so what this fake does, is taken from the shared notes:
 messenger-apis.md §1 (VK) and library-notes.md §2-§4 (vkbottle against fake servers).
 Marks such as [??] repeat the notes' "not confirmed against the live API".
+
+Several communities (SPEC §14): the fake hosts its main community (`group_id`) and any added
+with `add_community(group_id, token)`; a call is the community's whose token it carries (a
+token the fake was not told of is the main community's, as before communities existed), each
+community has its own long-poll stream, and every message sent records who sent it.
+
+Comments under posts, as the official schema (github.com/VKCOM/vk-api-schema, 5.199) has
+them: `wall.createComment` (wall/methods.json: owner_id, post_id, from_group, message,
+reply_to_comment, guid; access_token_type user and group; answer {comment_id,
+parents_stack}) and the events `wall_reply_new` / `wall_reply_edit` (callback/objects.json:
+a wall_wall_comment) and `wall_reply_delete` (callback_wall_comment_delete: owner_id, id,
+user_id, post_id; the notes add deleter_id). A comment the fake posts for the bot is pushed
+back to the long poll as `wall_reply_new` from -group_id, as VK does (messenger-apis.md
+§1.11), so the bot must not take its own answers for new comments.
 """
 
 from __future__ import annotations
@@ -134,6 +148,56 @@ class SentMessage:
     conversation_message_id: int = 0
     date: int = 0
     params: dict[str, str] = field(default_factory=dict)  # everything the call carried
+    group_id: int = 0  # the community that sent it (its token)
+
+
+@dataclass
+class WallComment:
+    """A comment under a post of a community's wall (wall_wall_comment, the fields used)."""
+
+    id: int
+    owner_id: int  # the wall: -group_id
+    post_id: int
+    from_id: int  # negative: the community itself
+    text: str
+    date: int
+    reply_to_comment: int | None = None
+    reply_to_user: int | None = None
+    parents_stack: list[int] = field(default_factory=list)
+    guid: str | None = None
+    params: dict[str, str] = field(default_factory=dict)  # what wall.createComment carried
+
+    def as_object(self) -> dict[str, Any]:
+        obj: dict[str, Any] = {
+            "id": self.id,
+            "from_id": self.from_id,
+            "date": self.date,
+            "text": self.text,
+            "post_id": self.post_id,
+            "owner_id": self.owner_id,
+            "post_owner_id": self.owner_id,  # vkbottle's WallReplyNewObject carries it too
+            "parents_stack": list(self.parents_stack),
+            "attachments": [],
+            "thread": {"count": 0, "items": [], "can_post": True, "show_reply_button": True},
+        }
+        if self.reply_to_comment is not None:
+            obj["reply_to_comment"] = self.reply_to_comment
+        if self.reply_to_user is not None:
+            obj["reply_to_user"] = self.reply_to_user
+        return obj
+
+
+# wall.createComment's errors (vk-api-schema wall/methods.json; errors.json).
+WALL_ACCESS_REPLIES = 212  # Access to post comments denied
+WALL_LINKS_FORBIDDEN = 222  # Hyperlinks are forbidden
+WALL_REPLY_OWNER_FLOOD = 223  # Too many replies
+ERROR_MESSAGES_WALL = {
+    212: "Access to post comments denied",
+    213: "Access to status replies denied",
+    222: "Hyperlinks are forbidden",
+    223: "Too many replies",
+}
+ERROR_MESSAGES.update(ERROR_MESSAGES_WALL)
 
 
 @dataclass(frozen=True)
@@ -170,6 +234,8 @@ class FakeVK(LoopbackFake):
 
     def __init__(self, group_id: int = 777, *, hold_seconds: float = 0.2) -> None:
         self.group_id = group_id
+        self.tokens: dict[str, int] = {}  # token -> group_id, for the added communities
+        self.comments: list[WallComment] = []  # every comment on every wall, in order
         self.hold_seconds = hold_seconds
         self.group_name = "Обращения граждан"
         self.url = ""
@@ -190,8 +256,8 @@ class FakeVK(LoopbackFake):
         # Bugs inside the fake itself (answered as error 10 instead of raising).
         self.errors: list[str] = []
 
-        self._updates: list[dict[str, Any]] = []
-        self._keys: set[str] = set()
+        self._streams: dict[int, list[dict[str, Any]]] = {group_id: []}
+        self._keys: dict[str, int] = {}  # long-poll key -> its community
         self._poll_failures: deque[tuple[int, str | None]] = deque()
         self._failures: dict[str, deque[_Failure]] = {}
         self._changed = asyncio.Event()
@@ -200,7 +266,9 @@ class FakeVK(LoopbackFake):
         self._next_message_id = 1
         self._next_photo_id = 457239017
         self._cmids: dict[int, int] = {}
-        self._by_random_id: dict[tuple[int, int], SentMessage] = {}
+        self._by_random_id: dict[tuple[int, int, int], SentMessage] = {}
+        self._by_guid: dict[tuple[int, str], WallComment] = {}
+        self._next_comment_id = 1
         self._upload_tokens: dict[str, int] = {}  # opaque upload token -> index in uploads
         self._images: dict[str, bytes] = {}
         self._runner: web.AppRunner | None = None
@@ -213,6 +281,7 @@ class FakeVK(LoopbackFake):
             "messages.sendMessageEventAnswer": self._messages_send_message_event_answer,
             "photos.getMessagesUploadServer": self._photos_get_messages_upload_server,
             "photos.saveMessagesPhoto": self._photos_save_messages_photo,
+            "wall.createComment": self._wall_create_comment,
         }
 
     # ----------------------------------------------------------------- lifecycle
@@ -250,15 +319,35 @@ class FakeVK(LoopbackFake):
             recent.popleft()
         return len(recent) > self.rate_limit
 
-    def messages_to(self, peer_id: int) -> list[SentMessage]:
-        return [m for m in self.sent if m.peer_id == peer_id]
+    @property
+    def _updates(self) -> list[dict[str, Any]]:
+        """The main community's long-poll stream."""
+        return self._streams[self.group_id]
+
+    def add_community(self, group_id: int, token: str) -> None:
+        """Host another community, reached with `token` (SPEC §14)."""
+        self.tokens[token] = group_id
+        self._streams.setdefault(group_id, [])
+
+    def messages_to(self, peer_id: int, group_id: int | None = None) -> list[SentMessage]:
+        """Messages sent to `peer_id` (by the community `group_id`, if given)."""
+        return [
+            m
+            for m in self.sent
+            if m.peer_id == peer_id and (group_id is None or m.group_id == group_id)
+        ]
+
+    def replies_to(self, comment_id: int) -> list[WallComment]:
+        """Comments posted in answer to comment `comment_id`."""
+        return [c for c in self.comments if c.reply_to_comment == comment_id]
 
     def calls_of(self, method: str) -> list[dict[str, str]]:
         return [c for c in self.calls if c["method"] == method]
 
-    async def wait_for_poll(self, within: float = 5.0) -> None:
-        """Until a long-poll request is being held (the bot listens; pushes reach it)."""
-        await self.wait_for(lambda: self._holding > 0, within, "a long-poll request")
+    async def wait_for_poll(self, within: float = 5.0, *, count: int = 1) -> None:
+        """Until `count` long-poll requests are being held (the bot listens to that many
+        communities; pushes reach it)."""
+        await self.wait_for(lambda: self._holding >= count, within, f"{count} long polls")
 
     async def wait_sent(self, count: int, within: float = 5.0) -> list[SentMessage]:
         """Until at least `count` messages were sent in total; returns them all."""
@@ -274,8 +363,11 @@ class FakeVK(LoopbackFake):
 
     def push(self, update: dict[str, Any]) -> None:
         """Queue a full update envelope {"type","object","group_id","event_id","v"}; the next
-        long-poll answer carries it (with whatever else is queued, up to 100)."""
-        self._updates.append(update)
+        long-poll answer of its community carries it (with whatever else is queued, up to
+        100)."""
+        group = update.get("group_id")
+        stream = self._streams.get(group) if isinstance(group, int) else None
+        (stream if stream is not None else self._updates).append(update)
         self._wake()
 
     def message_new(
@@ -288,9 +380,11 @@ class FakeVK(LoopbackFake):
         geo: dict[str, Any] | None = None,
         reply_message: dict[str, Any] | None = None,
         peer_id: int | None = None,
+        group_id: int | None = None,
     ) -> dict[str, Any]:
         """Build and push a `message_new` update from `from_id` (a private dialog unless
-        `peer_id` says otherwise); `payload` is the JSON *string* a keyboard button carries."""
+        `peer_id` says otherwise) to the community `group_id` (the main one by default);
+        `payload` is the JSON *string* a keyboard button carries."""
         peer = from_id if peer_id is None else peer_id
         # In group chats VK gives bots id 0 (only conversation_message_id identifies them).
         message_id = 0 if peer >= CHAT_PEER_OFFSET else self._new_message_id()
@@ -315,12 +409,19 @@ class FakeVK(LoopbackFake):
             message["geo"] = geo
         if reply_message is not None:
             message["reply_message"] = reply_message
-        update = self._envelope("message_new", {"message": message, "client_info": CLIENT_INFO})
+        update = self._envelope(
+            "message_new", {"message": message, "client_info": CLIENT_INFO}, group_id
+        )
         self.push(update)
         return update
 
     def message_event(
-        self, user_id: int, payload: dict[str, Any], *, peer_id: int | None = None
+        self,
+        user_id: int,
+        payload: dict[str, Any],
+        *,
+        peer_id: int | None = None,
+        group_id: int | None = None,
     ) -> dict[str, Any]:
         """Build and push a `message_event` (callback button press); `payload` is an object
         here, unlike message_new (messenger-apis.md §1.4)."""
@@ -332,9 +433,94 @@ class FakeVK(LoopbackFake):
             "payload": payload,
             "conversation_message_id": self._cmids.get(peer, 0),
         }
-        update = self._envelope("message_event", obj)
+        update = self._envelope("message_event", obj, group_id)
         self.push(update)
         return update
+
+    # ----------------------------------------------------------------- the wall
+
+    def wall_reply_new(
+        self,
+        from_id: int,
+        text: str,
+        *,
+        post_id: int = 1,
+        group_id: int | None = None,
+        reply_to_comment: int | None = None,
+        push: bool = True,
+    ) -> dict[str, Any]:
+        """A person comments under post `post_id` of community `group_id`: the comment is
+        on the wall, and its `wall_reply_new` is pushed (unless `push` is False: build the
+        envelope for a Callback API test). Returns the envelope."""
+        group = self.group_id if group_id is None else group_id
+        comment = self._add_comment(-group, post_id, from_id, text, reply_to_comment)
+        update = self._envelope("wall_reply_new", comment.as_object(), group)
+        if push:
+            self.push(update)
+        return update
+
+    def wall_reply_edit(self, comment_id: int, text: str, *, push: bool = True) -> dict[str, Any]:
+        """The author edits comment `comment_id`: `wall_reply_edit` with the new text."""
+        comment = self._comment(comment_id)
+        comment.text = text
+        update = self._envelope("wall_reply_edit", comment.as_object(), -comment.owner_id)
+        if push:
+            self.push(update)
+        return update
+
+    def wall_reply_delete(
+        self, comment_id: int, *, deleter_id: int | None = None, push: bool = True
+    ) -> dict[str, Any]:
+        """Comment `comment_id` is deleted (by its author unless `deleter_id` says):
+        `wall_reply_delete` (callback_wall_comment_delete) with the notes' deleter_id."""
+        comment = self._comment(comment_id)
+        self.comments.remove(comment)
+        obj = {
+            "owner_id": comment.owner_id,
+            "id": comment.id,
+            "user_id": comment.from_id,
+            "post_id": comment.post_id,
+            "deleter_id": deleter_id if deleter_id is not None else comment.from_id,
+        }
+        update = self._envelope("wall_reply_delete", obj, -comment.owner_id)
+        if push:
+            self.push(update)
+        return update
+
+    def _comment(self, comment_id: int) -> WallComment:
+        for comment in self.comments:
+            if comment.id == comment_id:
+                return comment
+        raise KeyError(f"no comment {comment_id}")
+
+    def _add_comment(
+        self,
+        owner_id: int,
+        post_id: int,
+        from_id: int,
+        text: str,
+        reply_to_comment: int | None,
+    ) -> WallComment:
+        parents: list[int] = []
+        reply_to_user = None
+        if reply_to_comment is not None:
+            parent = self._comment(reply_to_comment)
+            parents = [*parent.parents_stack, parent.id] if parent.parents_stack else [parent.id]
+            reply_to_user = parent.from_id
+        comment = WallComment(
+            id=self._next_comment_id,
+            owner_id=owner_id,
+            post_id=post_id,
+            from_id=from_id,
+            text=text,
+            date=int(time.time()),
+            reply_to_comment=reply_to_comment,
+            reply_to_user=reply_to_user,
+            parents_stack=parents[:1],
+        )
+        self._next_comment_id += 1
+        self.comments.append(comment)
+        return comment
 
     def push_payload(self, name: str, *, from_id: int | None = None) -> dict[str, Any]:
         """Push an update from tests/payloads/vk/ with fresh ids (event, message,
@@ -550,8 +736,9 @@ class FakeVK(LoopbackFake):
                     return web.json_response(self._poll_failure(ts))
                 if params.get("key") not in self._keys:
                     return web.json_response({"failed": 2})
-                if ts < len(self._updates):
-                    batch = self._updates[ts : ts + LONG_POLL_BATCH]
+                stream = self._streams[self._keys[params["key"]]]
+                if ts < len(stream):
+                    batch = stream[ts : ts + LONG_POLL_BATCH]
                     self.delivered_events += len(batch)
                     body = {"ts": str(ts + len(batch)), "updates": batch}
                     return web.Response(text=_dumps(body), content_type="application/json")
@@ -617,14 +804,18 @@ class FakeVK(LoopbackFake):
         }
         return {"groups": [group], "profiles": []}
 
+    def _group_of(self, params: dict[str, str]) -> int:
+        """The community whose token the call carries (the main one for any other token)."""
+        return self.tokens.get(params.get("access_token", ""), self.group_id)
+
     def _groups_get_long_poll_server(self, params: dict[str, str]) -> dict[str, Any]:
         group_id = _int_param(params, "group_id")
-        if group_id != self.group_id:
+        if group_id != self._group_of(params):
             raise _VKError(15, f"no access to group {group_id}")
         key = secrets.token_hex(20)
-        self._keys.add(key)
+        self._keys[key] = group_id
         # ts is a string; a new session starts at "now", as on VK.
-        return {"key": key, "server": f"{self.url}/lp", "ts": str(len(self._updates))}
+        return {"key": key, "server": f"{self.url}/lp", "ts": str(len(self._streams[group_id]))}
 
     def _users_get(self, params: dict[str, str]) -> list[dict[str, Any]]:
         users = []
@@ -664,10 +855,11 @@ class FakeVK(LoopbackFake):
         if not text.strip() and not attachment and not any(params.get(k) for k in content):
             raise _VKError(100, "message is empty or invalid")
         keyboard = _check_keyboard(params["keyboard"]) if "keyboard" in params else None
+        group = self._group_of(params)
 
         sent = []
         for peer in peers:
-            earlier = self._by_random_id.get((peer, random_id)) if random_id else None
+            earlier = self._by_random_id.get((group, peer, random_id)) if random_id else None
             if earlier is not None:  # VK's dedup: the same message, not a second one
                 sent.append(earlier)
                 continue
@@ -681,10 +873,11 @@ class FakeVK(LoopbackFake):
                 conversation_message_id=self._new_cmid(peer),
                 date=int(time.time()),
                 params=dict(params),
+                group_id=group,
             )
             self.sent.append(message)
             if random_id:
-                self._by_random_id[(peer, random_id)] = message
+                self._by_random_id[(group, peer, random_id)] = message
             sent.append(message)
         if "peer_ids" not in params:
             return sent[0].message_id
@@ -740,11 +933,53 @@ class FakeVK(LoopbackFake):
             self._images[size["url"].rsplit("/", 1)[1]] = self.uploads[index]
         return [photo]
 
+    def _wall_create_comment(self, params: dict[str, str]) -> dict[str, Any]:
+        """wall.createComment (vk-api-schema wall/methods.json): a comment under post
+        `post_id` of wall `owner_id`, as the community (`from_group` = its id) when asked;
+        `guid` makes a repeated call return the comment it made the first time."""
+        group = self._group_of(params)
+        owner_id = _int_param(params, "owner_id") if params.get("owner_id") else 0
+        post_id = _int_param(params, "post_id")
+        if post_id < 0:
+            raise _VKError(100, "post_id is invalid")
+        if owner_id != -group:
+            # A community token reaches its own wall only [??: VK's exact error not captured].
+            raise _VKError(WALL_ACCESS_REPLIES)
+        message = params.get("message", "")
+        if not message.strip() and not params.get("attachments"):
+            raise _VKError(100, "message is empty or invalid")
+        from_group = _int_param(params, "from_group") if params.get("from_group") else 0
+        if from_group and from_group != group:
+            raise _VKError(100, "from_group is invalid")
+        guid = params.get("guid") or None
+        if guid is not None and (group, guid) in self._by_guid:
+            earlier = self._by_guid[(group, guid)]
+            return {"comment_id": earlier.id, "parents_stack": earlier.parents_stack}
+        reply_to = (
+            _int_param(params, "reply_to_comment") if params.get("reply_to_comment") else None
+        )
+        if reply_to is not None and not any(
+            c.id == reply_to and c.owner_id == owner_id and c.post_id == post_id
+            for c in self.comments
+        ):
+            raise _VKError(100, "reply_to_comment is invalid")
+        author = -group if from_group else 0  # a community token comments as the community
+        comment = self._add_comment(owner_id, post_id, author, message, reply_to)
+        comment.guid = guid
+        comment.params = dict(params)
+        if guid is not None:
+            self._by_guid[(group, guid)] = comment
+        # VK sends the community's own comment to its event stream too.
+        self.push(self._envelope("wall_reply_new", comment.as_object(), group))
+        return {"comment_id": comment.id, "parents_stack": comment.parents_stack}
+
     # ----------------------------------------------------------------- helpers
 
-    def _envelope(self, event_type: str, obj: dict[str, Any]) -> dict[str, Any]:
+    def _envelope(
+        self, event_type: str, obj: dict[str, Any], group_id: int | None = None
+    ) -> dict[str, Any]:
         return {
-            "group_id": self.group_id,
+            "group_id": self.group_id if group_id is None else group_id,
             "type": event_type,
             "event_id": secrets.token_hex(20),
             "v": API_VERSION,
