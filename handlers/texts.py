@@ -451,6 +451,10 @@ UNDELIVERABLE_TO_RESIDENT = (
     "Не удалось доставить жителю ({identity}) сообщение по обращению №{number} "
     "(причина: {reason}). Свяжитесь с ним другим способом, если есть контакт. Текст:\n\n{text}"
 )
+UNDELIVERABLE_UNDER_COMMENT = (
+    "Не удалось опубликовать ответ под комментарием №{number} (причина: {reason}). "
+    "Опубликуйте его вручную, если комментарий ещё на месте. Текст:\n\n{text}"
+)
 DEMO_AS = "— теперь вы пишете как {who} —"
 DEMO_AS_USAGE = (
     "Формат: /as resident | /as moderator | /as admin:<код_поселения> (например admin:sergino)"

@@ -178,10 +178,12 @@ async def two_by_two(
     clock: Clock,
     *,
     sergino: dict[str, Any] | None = None,
+    vk_keys: dict[str, Any] | None = None,
     **sections: Any,
 ) -> AsyncIterator[Deployment]:
     """The deployment started, both communities listening; `sergino`: more keys of Сергино's
-    [[vk.communities]] entry (comments = true), `sections`: more config sections."""
+    [[vk.communities]] entry (comments = true), `vk_keys`: more [vk] keys (mode =
+    "callback"), `sections`: more config sections."""
     vk = FakeVK(DISTRICT, hold_seconds=0.05)
     district_bot = FakeTelegram(DISTRICT_BOT, hold_seconds=0.05, username="district_bot")
     sergino_bot = FakeTelegram(SERGINO_BOT, hold_seconds=0.05, username="sergino_bot")
@@ -206,11 +208,13 @@ async def two_by_two(
             }
         ],
         sections=sections,
+        **(vk_keys or {}),
     )
     found = Deployment(vk, district_bot, sergino_bot, router, config, clock)
     try:
         await found.start()
-        await vk.wait_for_poll(count=2)  # both communities listen
+        if config.vk.mode == "longpoll":
+            await vk.wait_for_poll(count=2)  # both communities listen
         yield found
     finally:
         await found.stop()

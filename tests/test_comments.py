@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from datetime import date
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from bot.settings import handler_settings
@@ -309,3 +310,57 @@ async def test_a_moderator_registers_an_ok_comment_by_hand(deployment: Deploymen
     assert refused[-1].text == texts.MODERATOR_ONLY
     bad = await moderator.say("/comment sergino ok.ru/x Текст")
     assert bad[-1].text == texts.COMMENT_BAD_LINK
+
+
+async def test_an_answer_vk_refuses_is_reported_to_the_moderators(
+    deployment: Deployment,
+) -> None:
+    moderator = TgStaff(deployment, MODERATOR, deployment.district_bot)
+    admin = TgStaff(deployment, ADMIN, deployment.sergino_bot)
+    await moderator.say("/start")
+    await admin.say("/start")
+    await comment(deployment, "Почему не убирают мусор?")
+    deployment.vk.fail_method("wall.createComment", 212)  # comments closed under the post
+    await admin.say("/reply 1 Вывоз мусора — по вторникам.")
+    await deployment.settle()
+    report = moderator.inbox[-1].text
+    assert report.startswith("Не удалось опубликовать ответ под комментарием №1")
+    assert "Вывоз мусора — по вторникам." in report
+
+
+async def test_comments_come_by_the_callback_api_too(
+    tmp_path: Path, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """wall_reply_new and wall_reply_delete posted to the one Callback API path, Сергино's
+    secret on them: an item, then closed; the bot's answer is posted by wall.createComment."""
+    monkeypatch.chdir(tmp_path)
+    callback = {
+        "mode": "callback",
+        "callback_secret": "district-secret",
+        "confirmation_code": "district-code",
+    }
+    sergino = {"comments": True, "callback_secret": "sergino-secret", "confirmation_code": "c"}
+    async with two_by_two(tmp_path, clock, sergino=sergino, vk_keys=callback) as deployment:
+        assert deployment.app is not None
+        vk = deployment.vk
+        url = f"http://127.0.0.1:{deployment.app.web.port}/vk/callback"
+        admin = TgStaff(deployment, ADMIN, deployment.sergino_bot)
+        await admin.say("/start")
+        update = vk.wall_reply_new(RESIDENT, "Когда будет автобус?", group_id=SERGINO, push=False)
+        async with aiohttp.ClientSession() as http:
+            async with http.post(url, json=dict(update, secret="sergino-secret")) as r:
+                assert (r.status, await r.text()) == (200, "ok")
+            await deployment.settle()
+            [(number, kind, status, *_)] = await items(deployment)
+            assert (kind, status) == ("comment", "new")
+            await admin.say(f"/reply {number} Автобус пойдёт с понедельника.")
+            comment_id = update["object"]["id"]
+            [answer] = vk.replies_to(comment_id)
+            assert answer.from_id == -SERGINO
+            gone = vk.wall_reply_delete(comment_id, push=False)
+            async with http.post(url, json=dict(gone, secret="sergino-secret")) as r:
+                assert r.status == 200
+        await deployment.settle()
+        [(_, _, status, *_)] = await items(deployment)
+        assert status == "closed"  # a deleted comment's item is closed, answered or not
+        assert await deployment.rows("SELECT deleted_at IS NOT NULL FROM comments") == [(1,)]

@@ -511,3 +511,24 @@ async def test_one_ok_webhook_path_serves_both_groups(tmp_path: Path, clock: Clo
         await app.stop()
         for fake in (router, sergino, district):
             await fake.stop()
+
+
+async def test_each_community_resumes_from_its_own_position(deployment: Deployment) -> None:
+    """A long poll per community, each saving its own ts: what a community received while
+    the bot was down is handled at the next start, the other's too."""
+    assert deployment.app is not None
+    await VkResident(deployment, RESIDENT, SERGINO).say("Здравствуйте")
+    await VkResident(deployment, RESIDENT + 1, DISTRICT).say("Здравствуйте")
+    keys = {key for (key,) in await deployment.rows("SELECT key FROM channel_state")}
+    assert {"vk.longpoll.ts", f"vk.longpoll.ts.{SERGINO}"} <= keys
+    await deployment.app.stop()
+    vk = deployment.vk
+    vk.message_new(RESIDENT, "Подать обращение", group_id=SERGINO)  # while the bot is down
+    vk.message_new(RESIDENT + 1, "Подать обращение", group_id=DISTRICT)
+    await deployment.start()
+    await vk.wait_for(
+        lambda: len(vk.messages_to(RESIDENT)) == 2 and len(vk.messages_to(RESIDENT + 1)) == 2,
+        what="both answered",
+    )
+    assert "Согласие" in vk.messages_to(RESIDENT, SERGINO)[-1].text
+    assert "Согласие" in vk.messages_to(RESIDENT + 1, DISTRICT)[-1].text

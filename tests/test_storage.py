@@ -1272,3 +1272,48 @@ async def test_listing_statements_read_index_ranges(db_path: Path) -> None:
     finally:
         explain.close()
     assert len(statements) > 20
+
+
+async def test_migration_7_keeps_the_quote_pairs_of_the_main_community(db_path: Path) -> None:
+    """Rows written before communities existed belong to the main section ('') after
+    migration 7: a quoted notification still finds its appeal, a queued message still goes
+    out through the main community, and nothing is a comment."""
+    old = await Database.open(db_path, migrate_to=6)
+    await old.close()
+    conn = raw(db_path)
+    conn.execute(
+        "INSERT INTO residents (id, platform, user_id, chat_id, created_at)"
+        " VALUES (1, 'vk', '1001', '1001', ?)",
+        (to_db(NOW),),
+    )
+    conn.execute(
+        "INSERT INTO appeals (id, resident_id, category, settlement, text, platform, chat_id,"
+        " created_at, deadline_at, updated_at) VALUES (7, 1, 'roads', 'sergino', 'Яма', 'vk',"
+        " '1001', ?, ?, ?)",
+        (to_db(NOW), to_db(NOW + timedelta(hours=24)), to_db(NOW)),
+    )
+    conn.execute(
+        "INSERT INTO outbox (id, platform, chat_id, body, appeal_id, status, next_attempt_at,"
+        " created_at, send_key) VALUES (1, 'vk', '600', ?, 7, 'sent', ?, ?, 5),"
+        " (2, 'vk', '600', ?, NULL, 'pending', ?, ?, 6)",
+        ('{"text": "card"}', to_db(NOW), to_db(NOW), '{"text": "later"}', to_db(NOW), to_db(NOW)),
+    )
+    conn.execute(
+        "INSERT INTO sent_messages (platform, chat_id, message_id, outbox_id, appeal_id)"
+        " VALUES ('vk', '600', '55', 1, 7)"
+    )
+    conn.close()
+    database = await Database.open(db_path)
+    try:
+        async with database.transaction() as tx:
+            found = await tx.outbox.appeal_of_message("vk", "600", "55")
+            other = await tx.outbox.appeal_of_message("vk", "600", "55", community="888")
+            [pending] = await tx.outbox.due_heads(NOW, ["vk"], 10)
+            appeal = await tx.appeals.get(7)
+            resident = await tx.residents.find("vk", "1001")
+    finally:
+        await database.close()
+    assert found == 7 and other is None
+    assert (pending.id, pending.community) == (2, "")
+    assert appeal is not None and not appeal.is_comment and appeal.community == ""
+    assert resident is not None and resident.community == ""

@@ -236,7 +236,11 @@ class VkChannel(Channel):
         if not isinstance(body, dict) or not isinstance(body.get("type"), str):
             return web.Response(status=400, text="bad request")
         group_id = body.get("group_id")
-        community = self._communities[""] if group_id is None else self._by_group.get(group_id)
+        community = None
+        if group_id is None:
+            community = self._communities[""]
+        elif isinstance(group_id, int) and not isinstance(group_id, bool):
+            community = self._by_group.get(group_id)
         if community is None:
             # Nothing of it is stored, and VK is told «ok» so that it does not resend it.
             logger.warning("vk callback for a community that is not configured ignored")

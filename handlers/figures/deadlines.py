@@ -132,6 +132,8 @@ def _about(settings: HandlerSettings, appeal: Appeal) -> list[str]:
     ]
     if appeal.rating == "unresolved":
         lines.append(texts.DEADLINE_REOPENED)
+    if appeal.is_comment:
+        lines.append(texts.CARD_COMMENT_PUBLIC)  # the answer will be public (SPEC §14)
     return lines
 
 

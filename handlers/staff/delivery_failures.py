@@ -26,8 +26,27 @@ async def report_undeliverable(tx: Tx, row: OutboxRow, reason: str, now: datetim
         body = json.loads(row.body)
         text = str(body.get("text", ""))
         already_a_report = bool(body.get("report"))
+        under_a_comment = bool(body.get("comment"))
     except (ValueError, AttributeError):
-        text, already_a_report = "", False
+        text, already_a_report, under_a_comment = "", False, False
+    if under_a_comment and not already_a_report:
+        # A public answer under a comment (SPEC §14): nobody's chat, the post's.
+        report = texts.UNDELIVERABLE_UNDER_COMMENT.format(
+            number=row.appeal_number if row.appeal_number is not None else "—",
+            reason=reason,
+            text=neutralise_bidi(text),
+        )
+        moderators = await tx.staff.moderators()
+        for moderator in moderators:
+            chat = await chat_of(tx, moderator)
+            await queue(tx, chat.message(report, appeal_number=row.appeal_number, report=True), now)
+        logger.warning(
+            "answer under a comment not posted, reported to {} moderators platform={} appeal №{}",
+            len(moderators),
+            row.platform,
+            row.appeal_number or "-",
+        )
+        return len(moderators)
     recipient = await tx.residents.by_chat(row.platform, row.chat_id)
     identity = f"{row.platform}:{recipient.user_id if recipient else row.chat_id}"
     staff = await tx.staff.member(identity)
