@@ -301,7 +301,12 @@ class VkChannel(Channel):
             return
         if parsed.callback_event_id is not None:
             self._acknowledge(parsed.callback_event_id, parsed.user_id, parsed.peer_id, community)
-        incoming = replace(parsed.incoming, community=community.key)
+        incoming = replace(
+            parsed.incoming,
+            community=community.key,
+            # A photo is attached as it came only by the community that received it.
+            photos=tuple(replace(p, community=community.key) for p in parsed.incoming.photos),
+        )
         page = self._pages.page(_page_key(community, incoming.chat_id), incoming.payload)
         if page is not None:  # «Ещё»: the next page of the same keyboard, no dialogue step
             if await self._runtime.admit(incoming, inbox_id=inbox_id):
