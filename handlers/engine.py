@@ -107,9 +107,10 @@ class Engine:
                     return False
                 arrival = await tx.arrive(message.platform, message.user_id, message.identity)
                 comment = message.comment is not None
-                if comment and arrival.resident is None and not _adds(message):
+                if comment and arrival.resident is None and not self._may_add_item(message):
                     # An edit or a deletion changes an item, whose author is on record if
-                    # it is one: nobody new is written down for it.
+                    # it is one; a community that takes no comments adds none: nobody new
+                    # is written down for it.
                     resident = Resident(0, message.platform, message.user_id, "", None, None, None)
                 else:
                     resident = await tx.residents.get_or_create(
@@ -177,6 +178,12 @@ class Engine:
             logger.warning("flood: messages ignored for a while platform={}", message.platform)
             self._notify()
         return False
+
+    def _may_add_item(self, message: Incoming) -> bool:
+        """Whether a comment event may become a new item: a new comment, in a community
+        that takes comments."""
+        community = self.settings.community(message.platform, message.community)
+        return _adds(message) and community is not None and community.comments
 
     def _verdict(self, message: Incoming, now: datetime) -> Verdict:
         if message.platform in self._unflooded:
