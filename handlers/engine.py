@@ -15,12 +15,12 @@ from datetime import UTC, datetime
 from loguru import logger
 
 from handlers import texts
-from handlers.context import Context
+from handlers.context import Context, ReadAhead
 from handlers.dialogue.resident import handle_resident, withdrawal
 from handlers.flood import FloodGuard, Verdict
 from handlers.messages import Incoming, Outgoing
 from handlers.settings import HandlerSettings
-from handlers.staff.router import handle_staff
+from handlers.staff.router import handle_staff, read_ahead, reads_ahead
 from handlers.text_input import clean_text
 from storage.db import Database
 
@@ -76,6 +76,7 @@ class Engine:
                     await tx.inbox.mark_done(inbox_id, now)
             return False
         try:
+            ahead = await self._read_ahead(message, now)
             async with self.db.transaction() as tx:
                 if inbox_id is not None:
                     await tx.inbox.mark_done(inbox_id, now)
@@ -93,7 +94,7 @@ class Engine:
                     message.platform, message.user_id, message.chat_id, now, known=arrival.resident
                 )
                 staff = arrival.staff
-                ctx = Context(message, tx, self.settings, now, resident, staff)
+                ctx = Context(message, tx, self.settings, now, resident, staff, ahead=ahead)
                 if staff is not None:
                     self._flood.exempt(message.identity)
                 if verdict is Verdict.WARN and staff is None:
@@ -137,6 +138,14 @@ class Engine:
             logger.warning("flood: messages ignored for a while platform={}", message.platform)
             self._notify()
         return False
+
+    async def _read_ahead(self, message: Incoming, now: datetime) -> ReadAhead:
+        """Long reads first, outside the transaction: the writer (and every other update)
+        does not wait for them. Only `/stats` reads here; anything else costs nothing."""
+        if not reads_ahead(message):
+            return ReadAhead()
+        async with self.db.read() as view:
+            return await read_ahead(message, view, self.settings, now)
 
     def _verdict(self, message: Incoming, now: datetime) -> Verdict:
         if message.platform in self._unflooded:
