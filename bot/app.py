@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 
@@ -178,6 +179,10 @@ class App:
         self._inbox.start()  # what webhooks accepted before a stop or a crash goes first
         if self._web.needed:
             await self._web.start()
+        # What start-up made (imported libraries, their schemas, the config) lives as long as
+        # the process: out of the collector's sight, a full collection no longer walks it
+        # and holds the loop for tens of milliseconds (bench listings, the mixed run).
+        gc.freeze()
         logger.info(
             "appeals-bot started: database {}, channels {}",
             path,
@@ -244,6 +249,7 @@ class App:
         if self._db is not None:
             await self._db.close()
             self._db = None
+        gc.unfreeze()  # what the app held may go now (tests start many apps in one process)
         logger.info("appeals-bot stopped")
 
     @staticmethod
