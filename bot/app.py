@@ -13,6 +13,7 @@ from loguru import logger
 
 from bot.channels.base import Channel, Runtime
 from bot.config import Config
+from bot.dashboard import Dashboard
 from bot.delivery import DeliveryWorker
 from bot.health import Monitor
 from bot.inbox import Inbox, IntakeClosed
@@ -51,6 +52,9 @@ def handler_settings(config: Config) -> HandlerSettings:
         ),
         answer_within_hours=config.sla.answer_within_hours,
         remind_before_hours=config.sla.remind_before_hours,
+        dashboard_url=(
+            config.web.public_url.rstrip("/") + "/dashboard" if config.dashboard.enabled else ""
+        ),
     )
 
 
@@ -173,6 +177,15 @@ class App:
             self.channels,
             limiters(self.config),
         )
+        if self.config.dashboard.enabled:
+            dashboard = Dashboard(
+                self._db,
+                self._engine,
+                public_url=self.config.web.public_url,
+                session_hours=self.config.dashboard.session_hours,
+                fetch_photo=runtime.fetch_photo,
+            )
+            self._web.mount("/dashboard", dashboard.app())
         for channel in self.channels.values():
             await channel.start(runtime)
             logger.info("channel started platform={}", channel.platform)
@@ -301,9 +314,14 @@ class App:
             )
         return done
 
+    async def prune_dashboard(self) -> int:
+        """Expired sign-in links and dashboard sessions (SPEC §16)."""
+        async with self.db.transaction() as tx:
+            return await tx.dashboard.prune(self.clock())
+
     async def _housekeep(self) -> None:
         while True:
-            for chore in (self.purge_expired_drafts, self.apply_retention):
+            for chore in (self.purge_expired_drafts, self.apply_retention, self.prune_dashboard):
                 try:
                     await chore()
                 except Exception:

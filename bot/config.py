@@ -263,6 +263,17 @@ class WebSection(_Section):
     serve: bool = False
     # /healthz: a long-poll channel with no completed poll for this long is down.
     health_poll_seconds: float = Field(default=90.0, gt=0)
+    # The bot's address as people open it (behind the TLS proxy), for the dashboard's
+    # sign-in links: {public_url}/dashboard/login/<token>. Required with [dashboard].
+    public_url: OptionalHttpUrlStr = ""
+
+
+class DashboardSection(_Section):
+    """``[dashboard]``: the moderators' web pages under /dashboard (SPEC §16)."""
+
+    enabled: bool = False
+    # A session opened by a sign-in link lasts this long.
+    session_hours: int = Field(default=12, ge=1, le=24 * 30)
 
 
 class SlaSection(_Section):
@@ -510,6 +521,7 @@ class Config(BaseSettings):
     limits: LimitsSection = Field(default_factory=LimitsSection)
     delivery: DeliverySection = Field(default_factory=DeliverySection)
     retention: RetentionSection = Field(default_factory=RetentionSection)
+    dashboard: DashboardSection = Field(default_factory=DashboardSection)
     vk: VkSection = Field(default_factory=VkSection)
     telegram: TelegramSection = Field(default_factory=TelegramSection)
     ok: OkSection = Field(default_factory=OkSection)
@@ -554,6 +566,12 @@ class Config(BaseSettings):
         problems += _duplicate_titles(section, [entry.title for entry in entries])
         _raise_problems(problems)
         return entries
+
+    @model_validator(mode="after")
+    def _dashboard_needs_public_url(self) -> Self:
+        if self.dashboard.enabled and not self.web.public_url:
+            _raise_problems([(("web", "public_url"), "required when dashboard.enabled = true")])
+        return self
 
     def find_settlement(self, code: str) -> Settlement | None:
         """The settlement with this code, or None."""

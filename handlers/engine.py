@@ -15,18 +15,22 @@ from datetime import UTC, datetime
 from loguru import logger
 
 from handlers import texts
-from handlers.context import Context, ReadAhead
+from handlers.context import Context, ReadAhead, Work
 from handlers.dialogue.resident import handle_resident, withdrawal
 from handlers.flood import FloodGuard, Verdict
 from handlers.messages import Incoming, Outgoing
 from handlers.settings import HandlerSettings
+from handlers.staff.actions import Outcome
 from handlers.staff.router import handle_staff, read_ahead, reads_ahead
 from handlers.text_input import clean_text
-from storage.db import Database
+from storage.db import Database, Tx
+from storage.staff import StaffMember
 
 Clock = Callable[[], datetime]
 Notify = Callable[[], None]
 Handler = Callable[[Context], Awaitable[None]]
+# A staff action bound to its arguments (handlers/staff/actions.py), as a form calls it.
+StaffAction = Callable[[Work, StaffMember], Awaitable[Outcome]]
 FAILED_REMEMBERED = 10_000  # senders whose last update failed, kept to tell a repeat
 
 
@@ -108,10 +112,7 @@ class Engine:
                     await handle_staff(ctx)
                 elif not await self._turned_away(ctx):
                     await handle_resident(ctx)
-                for out in ctx.outgoing:
-                    await tx.outbox.add(
-                        out.platform, out.chat_id, out.body(), now, appeal_number=out.appeal_number
-                    )
+                await _queue(tx, ctx.outgoing, now)
         except Exception:
             logger.exception("update failed platform={} chat={}", message.platform, message.chat_id)
             await self._apologise(message, now, inbox_id)
@@ -119,6 +120,21 @@ class Engine:
         self._failed.pop(message.identity, None)
         self._notify()
         return True
+
+    async def act(self, identity: str, action: StaffAction) -> Outcome | None:
+        """A staff action called from outside a chat (a dashboard form): in one transaction,
+        with the person's rights as they are now, its messages queued like an update's. None
+        when `identity` is no longer staff. The action writes its own audit line."""
+        now = self.clock()
+        async with self.db.transaction() as tx:
+            staff = await tx.staff.member(identity)
+            if staff is None:
+                return None
+            outcome = await action(Work(tx, self.settings, now), staff)
+            await _queue(tx, outcome.messages, now)
+        if outcome.messages:
+            self._notify()
+        return outcome
 
     async def admit(self, message: Incoming, *, inbox_id: int | None = None) -> bool:
         """Whether an update that its channel answers by itself (the next page of a long
@@ -194,3 +210,11 @@ class Engine:
     def _notify(self) -> None:
         if self._on_outbox is not None:
             self._on_outbox()
+
+
+async def _queue(tx: Tx, messages: Collection[Outgoing], now: datetime) -> None:
+    """Messages into the outbox, in the transaction of the change that caused them."""
+    for out in messages:
+        await tx.outbox.add(
+            out.platform, out.chat_id, out.body(), now, appeal_number=out.appeal_number
+        )

@@ -41,6 +41,8 @@ class HandlerSettings:
     answer_within_hours: int = 24
     # Administrators are reminded this long before a deadline; 0: no reminders (SPEC §8).
     remind_before_hours: int = 4
+    # {web.public_url}/dashboard when [dashboard] is enabled, else "" (/web says it is off).
+    dashboard_url: str = ""
 
     def category(self, code: str) -> Category | None:
         return next((c for c in self.categories if c.code == code), None)

@@ -101,6 +101,25 @@ def _lane_where(
     return where, params
 
 
+def _filters(
+    category: str | None, platform: str | None, text: str | None
+) -> tuple[str, dict[str, object]] | None:
+    """The conditions of a dashboard queue's filters, for `_lane_keys(extra=…)`."""
+    where: list[str] = []
+    params: dict[str, object] = {}
+    if category is not None:
+        where.append("category = :category")
+        params["category"] = category
+    if platform is not None:
+        where.append("platform = :platform")
+        params["platform"] = platform
+    if text:
+        escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        where.append("text LIKE :text ESCAPE '\\'")
+        params["text"] = f"%{escaped}%"
+    return (" AND ".join(where), params) if where else None
+
+
 class AppealRepository:
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
@@ -250,12 +269,18 @@ class AppealRepository:
         newest_first: bool = False,
         after: int | None = None,
         limit: int,
+        category: str | None = None,
+        platform: str | None = None,
+        text: str | None = None,
     ) -> Page:
         """A page of the appeals with the given statuses (in the given settlements; None =
         all), ordered by their current deadline and number: the earliest first, or with
         `newest_first` the latest first. With `due_before`, only those whose current
         deadline is before it; with `after`, the page that follows appeal №`after` in
-        that order (wherever that appeal is now)."""
+        that order (wherever that appeal is now). `category` and `platform` narrow the
+        ranges (indexes of migration 0007); `text`, a piece of the appeal's text, is
+        checked on the rows of the ranges as they are read (no index)."""
+        extra = _filters(category, platform, text)
         cursor = await self._key_of(after) if after is not None else None
         if after is not None and cursor is None:
             return Page([], False)
@@ -267,6 +292,7 @@ class AppealRepository:
                 cursor=cursor,
                 newest_first=newest_first,
                 limit=limit + 1,
+                extra=extra,
             )
             for status in dict.fromkeys(statuses)
             for settlement in (dict.fromkeys(settlements) if settlements is not None else [None])

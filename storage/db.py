@@ -15,12 +15,14 @@ from storage.audit import AuditRepository
 from storage.backend import Connection
 from storage.bans import BanRepository
 from storage.channel_state import ChannelStateRepository
+from storage.dashboard import DashboardRepository
 from storage.drafts import DraftRepository
 from storage.events import ProcessedEventRepository
 from storage.inbox import InboxRepository
 from storage.migrate import migrate
 from storage.outbox import OutboxRepository
 from storage.questions import QuestionRepository
+from storage.reports import ReportQueries
 from storage.residents import ResidentRepository
 from storage.retention import RetentionRepository
 from storage.sqlite import SqliteConnection
@@ -47,6 +49,8 @@ class Tx:
         self.channel_state = ChannelStateRepository(conn)
         self.inbox = InboxRepository(conn)
         self.retention = RetentionRepository(conn)
+        self.dashboard = DashboardRepository(conn)
+        self.reports = ReportQueries(conn)
 
     async def arrive(self, platform: str, user_id: str, identity: str) -> Arrival:
         """What an update needs about its sender, in one round trip; the ban and the draft

@@ -179,3 +179,13 @@ def admin(office: Harness) -> Person:
 @pytest.fixture
 def moderator(office: Harness) -> Person:
     return office.person("900", "Модератор", platform="tg")
+
+
+# Folders of files a test run leaves for people to look at (the dashboard's screenshots),
+# named at the end of the run.
+ARTEFACTS: list[Path] = []
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    for folder in dict.fromkeys(ARTEFACTS):
+        terminalreporter.write_line(f"artefacts: {folder}")

@@ -57,6 +57,7 @@ COMMANDS: dict[str, Command] = {
     "staff": Command(commands.cmd_staff, moderator_only=True),
     "stats": Command(views.cmd_stats, moderator_only=True),
     "overdue": Command(views.cmd_overdue, moderator_only=True),
+    "web": Command(commands.cmd_web),
 }
 
 
