@@ -145,8 +145,9 @@ def _one(
 
 
 async def _round_trips(residents: int = 20) -> list[tuple[str, int, float]]:
-    """Database round trips per dialogue step, counted in-process on the real `Engine` and
-    database: each step's own transaction, BEGIN and COMMIT included (alone, an update pays
+    """Database round trips per dialogue step (waits for the database's thread), counted
+    in-process on the real `Engine` and database: each step's own transaction, BEGIN and
+    COMMIT included (alone, an update pays
     for its COMMIT; under load a group commit shares it). Sending the reply adds the
     delivery's round trips (read the due rows, mark them sent), shared by a pass's sends."""
     from bot.app import handler_settings
@@ -180,10 +181,10 @@ async def _round_trips(residents: int = 20) -> list[tuple[str, int, float]]:
                         display_name="Житель",
                         event_id=str(update),
                     )
-                    before = database.statements
+                    before = database.round_trips
                     if not await engine.handle(message):
                         raise RuntimeError(f"step {step + 1} was not handled")
-                    counts[step].append(database.statements - before)
+                    counts[step].append(database.round_trips - before)
         finally:
             await database.close()
     return [
@@ -193,7 +194,10 @@ async def _round_trips(residents: int = 20) -> list[tuple[str, int, float]]:
 
 def _print_round_trips() -> None:
     trips = asyncio.run(_round_trips())
-    print("Database round trips per dialogue step (its transaction, BEGIN and COMMIT included):")
+    print(
+        "Database round trips per dialogue step (waits for aiosqlite's thread, BEGIN and COMMIT"
+        " included; the writes of an update go together in one):"
+    )
     for text, most, mean in trips:
         print(f"  {text[:40]:<40} {most:>3} (mean {mean:.1f})")
     ordinary = [most for text, most, _ in trips if text != "Отправить"]

@@ -149,7 +149,7 @@ class Engine:
                 await tx.inbox.mark_done(inbox_id, now)
             if verdict is Verdict.WARN:
                 warning = Outgoing(message.platform, message.chat_id, texts.FLOOD_WARNING)
-                await tx.outbox.add(warning.platform, warning.chat_id, warning.body(), now)
+                await tx.outbox.queue(warning.platform, warning.chat_id, warning.body(), now)
         if verdict is Verdict.WARN:
             logger.warning("flood: messages ignored for a while platform={}", message.platform)
             self._notify()
@@ -196,7 +196,7 @@ class Engine:
                 if inbox_id is not None:
                     await tx.inbox.mark_done(inbox_id, now)
                 sorry = Outgoing(message.platform, message.chat_id, texts.SOMETHING_WENT_WRONG)
-                await tx.outbox.add(sorry.platform, sorry.chat_id, sorry.body(), now)
+                await tx.outbox.queue(sorry.platform, sorry.chat_id, sorry.body(), now)
                 if repeated:
                     await tx.drafts.delete(message.platform, message.user_id)
                     logger.warning(
@@ -215,6 +215,6 @@ class Engine:
 async def _queue(tx: Tx, messages: Collection[Outgoing], now: datetime) -> None:
     """Messages into the outbox, in the transaction of the change that caused them."""
     for out in messages:
-        await tx.outbox.add(
+        await tx.outbox.queue(
             out.platform, out.chat_id, out.body(), now, appeal_number=out.appeal_number
         )

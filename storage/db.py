@@ -25,7 +25,7 @@ from storage.questions import QuestionRepository
 from storage.reports import ReportQueries
 from storage.residents import ResidentRepository
 from storage.retention import RetentionRepository
-from storage.sqlite import SqliteConnection
+from storage.sqlite import SqliteConnection, to_the_end
 from storage.staff import StaffRepository
 
 BUSY_TIMEOUT_MS = 5000
@@ -86,6 +86,12 @@ class Database:
         self._reader_lock = asyncio.Lock()
         self._closed = False
         self.commits = 0  # COMMITs done (one per group of updates), for tests and benches
+
+    @property
+    def round_trips(self) -> int:
+        """Waits for the database so far (both connections): posted writes share one."""
+        reader = self._reader.round_trips if self._reader is not None else 0
+        return self._conn.round_trips + reader
 
     @property
     def statements(self) -> int:
@@ -158,10 +164,12 @@ class Database:
             assert batch is not None
             alone = self._units == 0
             if not alone:
-                await self._conn.control("SAVEPOINT unit")
+                self._conn.post("SAVEPOINT unit")
             try:
                 yield Tx(self._conn)
+                await self._conn.flush()  # the unit's posted writes, in one round trip
             except BaseException:
+                await to_the_end(self._conn.discard())
                 await self._undo_unit(alone)
                 raise
             self._units += 1

@@ -34,6 +34,20 @@ def _outbox_row(row: Any) -> OutboxRow:
     )
 
 
+_INSERT = (
+    "INSERT INTO outbox (platform, chat_id, body, appeal_id, next_attempt_at, created_at,"
+    " send_key) VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def _values(
+    platform: str, chat_id: str, body: dict[str, Any], now: datetime, appeal_number: int | None
+) -> tuple[Any, ...]:
+    moment = to_db(now)
+    text = json.dumps(body, ensure_ascii=False)
+    return (platform, chat_id, text, appeal_number, moment, moment, new_send_key())
+
+
 class OutboxRepository:
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
@@ -48,20 +62,22 @@ class OutboxRepository:
         appeal_number: int | None = None,
     ) -> int:
         row = await self._conn.fetchone(
-            "INSERT INTO outbox (platform, chat_id, body, appeal_id, next_attempt_at,"
-            " created_at, send_key) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
-            (
-                platform,
-                chat_id,
-                json.dumps(body, ensure_ascii=False),
-                appeal_number,
-                to_db(now),
-                to_db(now),
-                new_send_key(),
-            ),
+            f"{_INSERT} RETURNING id", _values(platform, chat_id, body, now, appeal_number)
         )
         assert row is not None
         return int(row[0])
+
+    async def queue(
+        self,
+        platform: str,
+        chat_id: str,
+        body: dict[str, Any],
+        now: datetime,
+        *,
+        appeal_number: int | None = None,
+    ) -> None:
+        """As `add`, when nobody needs the row's id: it goes with the update's other writes."""
+        self._conn.post(_INSERT, _values(platform, chat_id, body, now, appeal_number))
 
     async def due_heads(
         self, now: datetime, platforms: Sequence[str], limit: int

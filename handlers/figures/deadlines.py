@@ -88,7 +88,7 @@ async def deadline_pass(
                 tx, ESCALATION, appeal, due_at, recipients, text, now, outgoing
             )
         for out in outgoing:
-            await tx.outbox.add(
+            await tx.outbox.queue(
                 out.platform, out.chat_id, out.body(), now, appeal_number=out.appeal_number
             )
     return PassResult(reminders=reminders, escalations=escalations, messages=len(outgoing))

@@ -45,7 +45,7 @@ async def report_undeliverable(tx: Tx, row: OutboxRow, reason: str, now: datetim
     for moderator in moderators:
         platform, chat = await chat_of(tx, moderator)
         out = Outgoing(platform, chat, report, appeal_number=row.appeal_number, report=True)
-        await tx.outbox.add(
+        await tx.outbox.queue(
             out.platform, out.chat_id, out.body(), now, appeal_number=out.appeal_number
         )
     logger.warning(
