@@ -84,16 +84,18 @@ class Engine:
             async with self.db.transaction() as tx:
                 if inbox_id is not None:
                     await tx.inbox.mark_done(inbox_id, now)
-                if message.event_id is not None and not await tx.events.record_once(
-                    message.platform, message.event_id, now
-                ):
+                arrival = await tx.arrive(
+                    message.platform, message.user_id, message.identity, message.event_id
+                )
+                if arrival.seen:
                     logger.info(
                         "duplicate event ignored platform={} event={}",
                         message.platform,
                         message.event_id,
                     )
                     return False
-                arrival = await tx.arrive(message.platform, message.user_id, message.identity)
+                if message.event_id is not None:
+                    await tx.events.record(message.platform, message.event_id, now)
                 resident = await tx.residents.get_or_create(
                     message.platform, message.user_id, message.chat_id, now, known=arrival.resident
                 )

@@ -52,10 +52,12 @@ class Tx:
         self.dashboard = DashboardRepository(conn)
         self.reports = ReportQueries(conn)
 
-    async def arrive(self, platform: str, user_id: str, identity: str) -> Arrival:
+    async def arrive(
+        self, platform: str, user_id: str, identity: str, event_id: str | None = None
+    ) -> Arrival:
         """What an update needs about its sender, in one round trip; the ban and the draft
         read are remembered for the rest of the update."""
-        arrival = await self.arrival.read(platform, user_id, identity)
+        arrival = await self.arrival.read(platform, user_id, identity, event_id)
         self.bans.know(identity, arrival.ban)
         self.drafts.know(platform, user_id, arrival.draft)
         return arrival
