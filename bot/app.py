@@ -22,7 +22,7 @@ from bot.web import WebServer
 from handlers.engine import Clock, Engine, utc_now
 from handlers.messages import Incoming
 from handlers.settings import Category, HandlerSettings, Limits, Settlement
-from storage.db import Database
+from storage.db import Store, open_store
 from storage.staff import ADMIN, MODERATOR
 
 HOUSEKEEPING_SECONDS = 3600.0
@@ -78,7 +78,7 @@ class App:
         self.config = config
         self.channels = {channel.platform: channel for channel in channels}
         self.clock = clock
-        self._db: Database | None = None
+        self._db: Store | None = None
         self._engine: Engine | None = None
         self._delivery: DeliveryWorker | None = None
         self._inflight: set[asyncio.Task[bool]] = set()
@@ -91,7 +91,7 @@ class App:
         self.metrics = Metrics(self.channels)
 
     @property
-    def db(self) -> Database:
+    def db(self) -> Store:
         assert self._db is not None, "app is not started"
         return self._db
 
@@ -121,8 +121,8 @@ class App:
         return self._scheduler
 
     async def start(self) -> None:
-        path = self.config.storage.sqlite_path
-        self._db = await Database.open(path)
+        storage = self.config.storage
+        self._db = await open_store(storage.url, pool_size=storage.pool_size)
         self._delivery = DeliveryWorker(
             self._db,
             self.channels,
@@ -180,7 +180,7 @@ class App:
             await self._web.start()
         logger.info(
             "appeals-bot started: database {}, channels {}",
-            path,
+            storage.described,
             ", ".join(self.channels) or "none",
         )
 

@@ -19,7 +19,7 @@ from bot.metrics import Metrics
 from handlers.engine import Clock, utc_now
 from handlers.messages import Outgoing
 from handlers.staff.delivery_failures import report_undeliverable
-from storage.db import Database
+from storage.db import Store
 from storage.models import OutboxRow
 
 BATCH = 200
@@ -48,7 +48,7 @@ class DeliveryWorker:
 
     def __init__(
         self,
-        db: Database,
+        db: Store,
         channels: Mapping[str, Channel],
         *,
         max_attempts: int,

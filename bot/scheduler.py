@@ -20,7 +20,7 @@ from loguru import logger
 from handlers.engine import Clock, utc_now
 from handlers.figures.deadlines import PassResult, deadline_pass
 from handlers.settings import HandlerSettings
-from storage.db import Database
+from storage.db import Store
 
 PASS_SECONDS = 30.0
 
@@ -28,7 +28,7 @@ PASS_SECONDS = 30.0
 class DeadlineScheduler:
     def __init__(
         self,
-        db: Database,
+        db: Store,
         settings: HandlerSettings,
         *,
         clock: Clock = utc_now,

@@ -22,7 +22,7 @@ from handlers.messages import Incoming, Outgoing
 from handlers.settings import HandlerSettings
 from handlers.staff.router import handle_staff
 from handlers.text_input import clean_text
-from storage.db import Database
+from storage.db import Store
 
 Clock = Callable[[], datetime]
 Notify = Callable[[], None]
@@ -37,7 +37,7 @@ def utc_now() -> datetime:
 class Engine:
     def __init__(
         self,
-        db: Database,
+        db: Store,
         settings: HandlerSettings,
         *,
         clock: Clock = utc_now,

@@ -6,8 +6,9 @@ import asyncio
 import contextlib
 import sqlite3
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
+from typing import Protocol
 
 from storage.appeals import AppealRepository, ThreadRepository
 from storage.arrival import Arrival, ArrivalRepository
@@ -55,6 +56,31 @@ class Tx:
         self.bans.know(identity, arrival.ban)
         self.drafts.know(platform, user_id, arrival.draft)
         return arrival
+
+
+class Store(Protocol):
+    """What the bot needs of a database, whichever the backend: storage.db.Database
+    (SQLite, the default) or storage.postgres.PostgresDatabase."""
+
+    commits: int
+
+    @property
+    def statements(self) -> int: ...
+
+    def transaction(self) -> AbstractAsyncContextManager[Tx]: ...
+
+    def read(self) -> AbstractAsyncContextManager[Tx]: ...
+
+    async def close(self) -> None: ...
+
+
+async def open_store(url: str, *, pool_size: int = 10) -> Store:
+    """The database `[storage] url` names: sqlite:///PATH or postgresql://…"""
+    if url.startswith(("postgresql://", "postgres://")):
+        from storage.postgres import PostgresDatabase  # psycopg is loaded only when used
+
+        return await PostgresDatabase.open(url, pool_size=pool_size)
+    return await Database.open(url.removeprefix("sqlite:///"))
 
 
 class Database:

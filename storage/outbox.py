@@ -22,6 +22,11 @@ def new_send_key() -> int:
     return secrets.randbits(SEND_KEY_BITS) + 1
 
 
+# Where the dialects differ (the one place in this repository): SQLite is told the index of
+# pending rows; PostgreSQL plans by its statistics.
+_PENDING = {"sqlite": " INDEXED BY outbox_pending", "postgresql": ""}
+
+
 def _outbox_row(row: Any) -> OutboxRow:
     return OutboxRow(
         id=row[0],
@@ -37,6 +42,7 @@ def _outbox_row(row: Any) -> OutboxRow:
 class OutboxRepository:
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
+        self._pending = _PENDING[conn.dialect]
 
     async def add(
         self,
@@ -123,7 +129,7 @@ class OutboxRepository:
         SQLite would walk the table from its first row, past every sent row kept."""
         row = await self._conn.fetchone(
             "SELECT created_at FROM outbox WHERE id = (SELECT min(id) FROM outbox"
-            " INDEXED BY outbox_pending WHERE status = 'pending')"
+            f"{self._pending} WHERE status = 'pending')"
         )
         return from_db(row[0]) if row else None
 
@@ -141,8 +147,9 @@ class OutboxRepository:
             [(to_db(now), row.id) for row, _ in delivered],
         )
         await self._conn.executemany(
-            "INSERT OR REPLACE INTO sent_messages (platform, chat_id, message_id, outbox_id,"
-            " appeal_id) VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO sent_messages (platform, chat_id, message_id, outbox_id, appeal_id)"
+            " VALUES (?, ?, ?, ?, ?) ON CONFLICT (platform, chat_id, message_id) DO UPDATE"
+            " SET outbox_id = excluded.outbox_id, appeal_id = excluded.appeal_id",
             [
                 (row.platform, row.chat_id, mid, row.id, row.appeal_number)
                 for row, message_ids in delivered
