@@ -115,9 +115,11 @@ class Harness:
         return [m for channel in self.channels.values() for m in channel.sent]
 
 
-def make_config(db_path: Path, **sections: Any) -> Config:
+def make_config(db_path: Path | str, **sections: Any) -> Config:
+    """The example config on the SQLite file `db_path`, or on the database URL given."""
     config = load_config(example_config_path())
-    update: dict[str, Any] = {"storage": StorageSection(url=f"sqlite:///{db_path}")}
+    url = db_path if isinstance(db_path, str) else f"sqlite:///{db_path}"
+    update: dict[str, Any] = {"storage": StorageSection(url=url, pool_size=4)}
     # Tests type far faster than people, on a frozen clock: flood control is tested on
     # its own (tests/test_flood.py) and kept out of the way elsewhere.
     sections = {"limits": {"messages_per_minute": 10_000}} | sections
@@ -156,8 +158,10 @@ OFFICE_ADMINS = {"sergino": ["tg:500"], "andra": ["vk:600"]}
 OFFICE_MODERATOR = "tg:900"
 
 
-def office_config(tmp_path: Path, **sections: Any) -> Config:
-    config = make_config(tmp_path / "appeals.db", **sections)
+def office_config(tmp_path: Path | str, **sections: Any) -> Config:
+    """The district office on tmp_path/appeals.db, or on the database URL given."""
+    where = tmp_path if isinstance(tmp_path, str) else tmp_path / "appeals.db"
+    config = make_config(where, **sections)
     settlements = [
         s.model_copy(update={"admins": OFFICE_ADMINS.get(s.code, [])}) for s in config.settlements
     ]
