@@ -116,6 +116,12 @@ def _parser() -> argparse.ArgumentParser:
         help="take the database from this configuration (default: config.toml)",
     )
     source.add_argument("--db", type=Path, help="the database file itself")
+
+    move = commands.add_parser(
+        "migrate-db", help="move an installation from SQLite into an empty PostgreSQL database"
+    )
+    move.add_argument("--from", dest="source", required=True, metavar="sqlite:///PATH")
+    move.add_argument("--to", dest="target", required=True, metavar="postgresql://…")
     return parser
 
 
@@ -188,6 +194,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _demo(args.config or example_config_path(), args.db)
         if args.command == "backup":
             return _backup(args)
+        if args.command == "migrate-db":
+            return asyncio.run(_migrate_db(args.source, args.target))
         if args.command in ("report", "export"):
             return asyncio.run(_report(args) if args.command == "report" else _export(args))
     except ConfigError as error:
@@ -501,6 +509,34 @@ async def _export(args: argparse.Namespace) -> int:
         await conn.close()
     if args.output is not None:
         print(f"{count} appeals written to {args.output}", file=sys.stderr)
+    return 0
+
+
+# --- migrate-db (SPEC §15) -------------------------------------------------------------------
+
+
+async def _migrate_db(source: str, target: str) -> int:
+    """Copy everything, then one line per table with its rows on both sides; exit code 1
+    unless every count matches. The target URL is never printed (it may hold a password)."""
+    from storage.transfer import TransferError, sqlite_to_postgres
+
+    if not source.startswith("sqlite:///") or not source.removeprefix("sqlite:///"):
+        raise _Failed("--from must be sqlite:///PATH")
+    if not target.startswith(("postgresql://", "postgres://")):
+        raise _Failed("--to must be postgresql://user:pass@host:5432/db")
+    path = Path(source.removeprefix("sqlite:///"))
+    try:
+        counts = await sqlite_to_postgres(path, target)
+    except TransferError as error:
+        raise _Failed(str(error)) from None
+    width = max(len(c.table) for c in counts)
+    print(f"{'table':<{width}}  {'sqlite':>9}  {'postgresql':>10}")
+    for count in counts:
+        mark = "" if count.source == count.target else "  MISMATCH"
+        print(f"{count.table:<{width}}  {count.source:>9}  {count.target:>10}{mark}")
+    if any(c.source != c.target for c in counts):
+        raise _Failed("the counts differ: the PostgreSQL database is not a complete copy")
+    print(f"moved {sum(c.source for c in counts)} rows of {len(counts)} tables from {path}")
     return 0
 
 
