@@ -145,7 +145,10 @@ class App:
             self._db, self._engine.settings, clock=self.clock, on_outbox=self._delivery.wake
         )
         self._scheduler.start()
-        self._housekeeping = asyncio.create_task(self._housekeep(), name="housekeeping")
+        # One instance at a time prunes and erases (SPEC §15).
+        self._housekeeping = asyncio.create_task(
+            self._db.exclusively("housekeeping", self._housekeep), name="housekeeping"
+        )
         self._accepting = True
         self._monitor = Monitor(
             self._db,

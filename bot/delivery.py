@@ -29,6 +29,9 @@ FIRST_BACKOFF_SECONDS = 1.0
 SEND_TIMEOUT_SECONDS = 120.0
 DISABLED_CHECK_SECONDS = 60.0  # how often to look for rows of platforms not running here
 QUEUED_ROWS = 1000  # rows read for the chats a pass starts, at most
+# How long a claim on outbox rows holds (PostgreSQL, several instances): long enough for a
+# chat's rows to be sent at the platform's pace; a dead instance's rows go out after it.
+CLAIM_SECONDS = 120
 RECORD_GATHER_SECONDS = 0.005
 PASS_INTERVAL_SECONDS = 0.005
 CONCURRENT_CHATS = 32  # enough to keep VK's 20/s and Telegram's 30/s busy at ~1 s latency
@@ -168,6 +171,14 @@ class DeliveryWorker:
                     (r.platform, r.chat_id) for r in rows if (r.platform, r.chat_id) not in busy
                 ]
                 queued = await tx.outbox.due_in_chats(free[:CONCURRENT_CHATS], now, QUEUED_ROWS)
+                # Several instances on one PostgreSQL database: only rows this one claims.
+                mine = await tx.outbox.claim(
+                    sorted({r.id for r in rows} | {r.id for q in queued.values() for r in q}),
+                    now,
+                    now + timedelta(seconds=CLAIM_SECONDS),
+                )
+            rows = [row for row in rows if row.id in mine]
+            queued = {chat: _claimed_prefix(chat_rows, mine) for chat, chat_rows in queued.items()}
             self._warn_about_disabled(waiting)
             busy |= set(self._chats)
             unrecorded |= set(self._unrecorded)
@@ -349,3 +360,13 @@ class DeliveryWorker:
         if retry_after is not None:
             delay = max(delay, retry_after)
         return float(min(delay, max(self._max_backoff, retry_after or 0.0)))
+
+
+def _claimed_prefix(rows: list[OutboxRow], mine: set[int]) -> list[OutboxRow]:
+    """A chat's rows up to the first this instance did not claim (order within a chat)."""
+    taken = []
+    for row in rows:
+        if row.id not in mine:
+            break
+        taken.append(row)
+    return taken

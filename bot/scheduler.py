@@ -51,7 +51,10 @@ class DeadlineScheduler:
 
     def start(self) -> None:
         self._stopping.clear()
-        self._task = asyncio.create_task(self._run(), name="deadlines")
+        # One instance at a time sends reminders and escalations (SPEC §15).
+        self._task = asyncio.create_task(
+            self._db.exclusively("deadlines", self._run), name="deadlines"
+        )
 
     async def stop(self) -> None:
         """Stop after the pass in hand, if any (a pass is one transaction either way)."""

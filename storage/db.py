@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from storage.appeals import AppealRepository, ThreadRepository
 from storage.arrival import Arrival, ArrivalRepository
@@ -72,6 +72,10 @@ class Store(Protocol):
     def read(self) -> AbstractAsyncContextManager[Tx]: ...
 
     async def close(self) -> None: ...
+
+    async def exclusively(self, name: str, work: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        """Run `work` (a long-poll receiver, the deadline scheduler, retention) on one
+        instance at a time of those sharing the database; the others wait to take over."""
 
 
 async def open_store(url: str, *, pool_size: int = 10) -> Store:
@@ -272,6 +276,10 @@ class Database:
             batch.set_result(None)
         else:
             batch.set_exception(error)
+
+    async def exclusively(self, name: str, work: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        """SQLite serves one instance: the work runs here, at once."""
+        await work()
 
     async def pragma(self, name: str) -> str:
         """Read one pragma's value (for tests and diagnostics)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import secrets
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -22,9 +23,27 @@ def new_send_key() -> int:
     return secrets.randbits(SEND_KEY_BITS) + 1
 
 
-# Where the dialects differ (the one place in this repository): SQLite is told the index of
-# pending rows; PostgreSQL plans by its statistics.
-_PENDING = {"sqlite": " INDEXED BY outbox_pending", "postgresql": ""}
+@dataclass(frozen=True)
+class _Dialect:
+    """Where the dialects differ (the one place in this repository)."""
+
+    pending: str  # SQLite is told the index of pending rows; PostgreSQL plans by statistics
+    # Several instances share a PostgreSQL outbox: rows are claimed before they are sent
+    # (None: SQLite serves one instance, which has every row to itself).
+    claim: str | None
+    release: str  # a retried row's claim ends with the attempt
+
+
+_DIALECTS = {
+    "sqlite": _Dialect(pending=" INDEXED BY outbox_pending", claim=None, release=""),
+    "postgresql": _Dialect(
+        pending="",
+        claim="UPDATE outbox SET claimed_until = ? WHERE id IN (SELECT id FROM outbox"
+        " WHERE id = ANY(?) AND status = 'pending' AND (claimed_until IS NULL"
+        " OR claimed_until <= ?) FOR UPDATE SKIP LOCKED) RETURNING id",
+        release=", claimed_until = NULL",
+    ),
+}
 
 
 def _outbox_row(row: Any) -> OutboxRow:
@@ -42,7 +61,7 @@ def _outbox_row(row: Any) -> OutboxRow:
 class OutboxRepository:
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
-        self._pending = _PENDING[conn.dialect]
+        self._sql = _DIALECTS[conn.dialect]
 
     async def add(
         self,
@@ -129,7 +148,7 @@ class OutboxRepository:
         SQLite would walk the table from its first row, past every sent row kept."""
         row = await self._conn.fetchone(
             "SELECT created_at FROM outbox WHERE id = (SELECT min(id) FROM outbox"
-            f"{self._pending} WHERE status = 'pending')"
+            f"{self._sql.pending} WHERE status = 'pending')"
         )
         return from_db(row[0]) if row else None
 
@@ -157,10 +176,19 @@ class OutboxRepository:
             ],
         )
 
+    async def claim(self, ids: Sequence[int], now: datetime, until: datetime) -> set[int]:
+        """Take these pending rows for sending until `until`; the ids taken. Rows another
+        instance holds (its claim not yet expired, or being claimed right now) are left to
+        it. On SQLite, one instance: every row is this one's."""
+        if self._sql.claim is None or not ids:
+            return set(ids)
+        rows = await self._conn.fetchall(self._sql.claim, (to_db(until), list(ids), to_db(now)))
+        return {int(row[0]) for row in rows}
+
     async def mark_retry(self, row_id: int, error: str, next_attempt_at: datetime) -> None:
         await self._conn.execute(
             "UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ?"
-            " WHERE id = ?",
+            f"{self._sql.release} WHERE id = ?",
             (error, to_db(next_attempt_at), row_id),
         )
 

@@ -13,9 +13,12 @@ PostgreSQL, where a statement prepared on one server connection is unknown on th
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import functools
+import hashlib
 import re
-from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine, Iterable, Sequence
 from contextlib import asynccontextmanager
 from importlib import resources
 from typing import Any
@@ -31,6 +34,8 @@ from storage.migrate import Migration, load_migrations
 # The key of the advisory lock that lets one instance at a time migrate the schema.
 MIGRATION_LOCK = 0x61707065616C73  # "appeals"
 DEFAULT_POOL_SIZE = 10
+# How often an instance tries to take over work another holds (and checks its own hold).
+LEADER_RETRY_SECONDS = 3.0
 
 _TOKEN = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|::|:([A-Za-z_]\w*)|\?|%")
 
@@ -180,13 +185,19 @@ async def migrate(conn: PostgresConnection, target: int | None = None) -> int:
     return current
 
 
+async def _try_lock(conn: PostgresConnection, key: int) -> bool:
+    row = await conn.fetchone("SELECT pg_try_advisory_lock(?)", (key,))
+    return bool(row and row[0])
+
+
 class PostgresDatabase:
     """PostgreSQL through a pool of `pool_size` connections: each update takes one, runs in
     one transaction on it and gives it back; `read()` takes one for a read-only transaction.
     The same face as storage.db.Database."""
 
-    def __init__(self, pool: AsyncConnectionPool[Any]) -> None:
+    def __init__(self, pool: AsyncConnectionPool[Any], url: str) -> None:
         self._pool = pool
+        self.url = url
         self.commits = 0
         self._statements = 0
 
@@ -213,10 +224,47 @@ class PostgresDatabase:
         except BaseException:
             await pool.close()
             raise
-        return cls(pool)
+        return cls(pool, url)
 
     async def close(self) -> None:
         await self._pool.close()
+
+    async def exclusively(self, name: str, work: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        """Run `work` while this instance holds the advisory lock `name` on a connection of
+        its own; until then, try again every LEADER_RETRY_SECONDS. PostgreSQL releases the
+        lock when the holder's connection ends, so when an instance dies (kill -9 closes
+        its sockets) another takes the work over within that time. The connection is
+        checked as often: a holder that lost it stops the work, since the lock is gone."""
+        key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+        while True:
+            task: asyncio.Task[None] | None = None
+            try:
+                conn = await connect(self.url)
+            except psycopg.Error as error:
+                logger.warning("{}: cannot reach the database ({})", name, type(error).__name__)
+                await asyncio.sleep(LEADER_RETRY_SECONDS)
+                continue
+            try:
+                held = await _try_lock(conn, key)
+                while not held:
+                    await asyncio.sleep(LEADER_RETRY_SECONDS)
+                    held = await _try_lock(conn, key)
+                logger.info("{} runs on this instance", name)
+                task = asyncio.create_task(work(), name=name)
+                while not task.done():
+                    await asyncio.wait([task], timeout=LEADER_RETRY_SECONDS)
+                    if not task.done():
+                        await conn.execute("SELECT 1")
+                return task.result()
+            except psycopg.Error as error:
+                logger.warning("{}: lost the database lock ({})", name, type(error).__name__)
+            finally:
+                if task is not None and not task.done():
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
+                with contextlib.suppress(psycopg.Error):
+                    await conn.close()
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[PostgresConnection]:

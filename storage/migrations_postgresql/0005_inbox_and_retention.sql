@@ -18,6 +18,11 @@ CREATE INDEX inbox_done ON inbox (done_at) WHERE done_at IS NOT NULL;
 
 ALTER TABLE outbox ADD COLUMN send_key BIGINT;
 
+-- PostgreSQL only: several instances share the outbox. An instance claims the rows it is
+-- about to send until this time (storage/outbox.py `claim`); another takes only rows whose
+-- claim has expired, so a row is never sent by two, and a dead instance's rows go out later.
+ALTER TABLE outbox ADD COLUMN claimed_until TEXT;
+
 CREATE INDEX processed_events_by_age ON processed_events (processed_at);
 CREATE INDEX outbox_sent_by_age ON outbox (sent_at) WHERE status = 'sent';
 CREATE INDEX sent_messages_by_outbox ON sent_messages (outbox_id);
