@@ -128,6 +128,7 @@ class App:
             self.channels,
             max_attempts=self.config.delivery.max_attempts,
             max_backoff_seconds=self.config.delivery.max_backoff_seconds,
+            claim_seconds=self.config.delivery.claim_seconds,
             clock=self.clock,
             metrics=self.metrics,
         )

@@ -335,6 +335,9 @@ class DeliverySection(_Section):
 
     max_attempts: int = Field(default=10, ge=1)
     max_backoff_seconds: float = Field(default=60, gt=0)
+    # PostgreSQL with several instances: how long an instance holds the outbox rows it is
+    # about to send; rows held by an instance that died go out after this (SPEC §15).
+    claim_seconds: float = Field(default=120, ge=1)
 
 
 class RetentionSection(_Section):

@@ -56,6 +56,7 @@ class DeliveryWorker:
         *,
         max_attempts: int,
         max_backoff_seconds: float,
+        claim_seconds: float = CLAIM_SECONDS,
         clock: Clock = utc_now,
         metrics: Metrics | None = None,
     ) -> None:
@@ -64,6 +65,7 @@ class DeliveryWorker:
         self._channels = channels
         self._max_attempts = max_attempts
         self._max_backoff = max_backoff_seconds
+        self._claim = timedelta(seconds=claim_seconds)
         self._clock = clock
         self._wake = asyncio.Event()
         self._pass_lock = asyncio.Lock()
@@ -175,7 +177,7 @@ class DeliveryWorker:
                 mine = await tx.outbox.claim(
                     sorted({r.id for r in rows} | {r.id for q in queued.values() for r in q}),
                     now,
-                    now + timedelta(seconds=CLAIM_SECONDS),
+                    now + self._claim,
                 )
             rows = [row for row in rows if row.id in mine]
             queued = {chat: _claimed_prefix(chat_rows, mine) for chat, chat_rows in queued.items()}
