@@ -77,8 +77,11 @@ class Engine:
             return False
         try:
             async with self.db.transaction() as tx:
-                if inbox_id is not None:
-                    await tx.inbox.mark_done(inbox_id, now)
+                if inbox_id is not None and not await tx.inbox.mark_done(inbox_id, now):
+                    # Handled already: by another instance on the same database (SPEC §15),
+                    # which reads the same inbox; the row itself says so, event id or not.
+                    logger.info("inbox row handled already platform={}", message.platform)
+                    return False
                 if message.event_id is not None and not await tx.events.record_once(
                     message.platform, message.event_id, now
                 ):
