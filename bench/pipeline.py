@@ -150,14 +150,16 @@ def _one(
     residents: int,
     paced: int,
     postgres: str | None = None,
+    *,
+    storage_url: str | None = None,
 ) -> tuple[Figures, Figures | None]:
-    if kind == "postgres":
+    if kind == "postgres":  # the product, in a fresh schema of that server's database
         assert postgres is not None
         with _postgres_schema(postgres) as url:
-            return _one("product", platform, fake, base, residents, paced, url)
+            return _one("product", platform, fake, base, residents, paced, storage_url=url)
     folder = Path(tempfile.mkdtemp(prefix=f"{kind}-", dir=base))
     fake.call("/reset", {})
-    process = _spawn(kind, platform, fake, folder, postgres)
+    process = _spawn(kind, platform, fake, folder, storage_url)
     try:
         wait_until(lambda: fake.stats()["first_poll"] is not None, 60, "the first poll")
         steps = DIALOGUE if kind == "product" else [(text, None) for text, _ in DIALOGUE]
