@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import hashlib
 import re
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine, Iterable, Sequence
 from contextlib import asynccontextmanager
@@ -185,8 +184,13 @@ async def migrate(conn: PostgresConnection, target: int | None = None) -> int:
     return current
 
 
-async def _try_lock(conn: PostgresConnection, key: int) -> bool:
-    row = await conn.fetchone("SELECT pg_try_advisory_lock(?)", (key,))
+async def _try_lock(conn: PostgresConnection, name: str) -> bool:
+    """The session advisory lock `name` of this schema (advisory locks are per database: two
+    installations in schemas of one database must not share them)."""
+    row = await conn.fetchone(
+        "SELECT pg_try_advisory_lock(hashtextextended(current_schema() || ':' || ?, 0))",
+        (name,),
+    )
     return bool(row and row[0])
 
 
@@ -235,7 +239,6 @@ class PostgresDatabase:
         lock when the holder's connection ends, so when an instance dies (kill -9 closes
         its sockets) another takes the work over within that time. The connection is
         checked as often: a holder that lost it stops the work, since the lock is gone."""
-        key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
         while True:
             task: asyncio.Task[None] | None = None
             try:
@@ -245,10 +248,10 @@ class PostgresDatabase:
                 await asyncio.sleep(LEADER_RETRY_SECONDS)
                 continue
             try:
-                held = await _try_lock(conn, key)
+                held = await _try_lock(conn, name)
                 while not held:
                     await asyncio.sleep(LEADER_RETRY_SECONDS)
-                    held = await _try_lock(conn, key)
+                    held = await _try_lock(conn, name)
                 logger.info("{} runs on this instance", name)
                 task = asyncio.create_task(work(), name=name)
                 while not task.done():
