@@ -172,15 +172,27 @@ class DeliveryWorker:
                 free = [
                     (r.platform, r.chat_id) for r in rows if (r.platform, r.chat_id) not in busy
                 ]
-                queued = await tx.outbox.due_in_chats(free[:CONCURRENT_CHATS], now, QUEUED_ROWS)
-                # Several instances on one PostgreSQL database: only rows this one claims.
-                mine = await tx.outbox.claim(
-                    sorted({r.id for r in rows} | {r.id for q in queued.values() for r in q}),
-                    now,
-                    now + self._claim,
-                )
-            rows = [row for row in rows if row.id in mine]
-            queued = {chat: _claimed_prefix(chat_rows, mine) for chat, chat_rows in queued.items()}
+                # Shared: only the chats there is room for now, as each is claimed.
+                room = CONCURRENT_CHATS - len(self._chats) if self._db.shared else CONCURRENT_CHATS
+                candidates = free[:room]
+                queued = await tx.outbox.due_in_chats(candidates, now, QUEUED_ROWS)
+                mine: set[int] | None = None
+                if self._db.shared:
+                    # Several instances on one database (SPEC §15): the chats this pass may
+                    # start are claimed first; rows another instance holds are left to it.
+                    mine = await tx.outbox.claim(
+                        sorted(
+                            {r.id for r in rows if (r.platform, r.chat_id) in set(candidates)}
+                            | {r.id for q in queued.values() for r in q}
+                        ),
+                        now,
+                        now + self._claim,
+                    )
+            if mine is not None:
+                offered = set(candidates)
+                rows = [r for r in rows if (r.platform, r.chat_id) not in offered or r.id in mine]
+                queued = {chat: _claimed_prefix(q, mine) for chat, q in queued.items()}
+            started: set[int] = set()
             self._warn_about_disabled(waiting)
             busy |= set(self._chats)
             unrecorded |= set(self._unrecorded)
@@ -198,12 +210,20 @@ class DeliveryWorker:
                 if len(self._chats) >= CONCURRENT_CHATS:
                     self._full = True
                     break
+                if mine is not None and row.id not in mine:
+                    continue  # not claimed in this pass: a later one claims it first
                 chat_rows = queued.get(chat) or [row]
                 if chat_rows[0].id != row.id:
                     chat_rows = [row]
+                started.update(r.id for r in chat_rows)
                 task = asyncio.create_task(self._serve(chat_rows), name=f"delivery {row.platform}")
                 self._chats[chat] = task
                 task.add_done_callback(functools.partial(self._served, chat))
+            if mine is not None and mine - started:
+                # Claimed, then not started (the chat got busy meanwhile, the house full):
+                # given back at once, not left waiting for the claim to expire.
+                async with self._db.transaction() as tx:
+                    await tx.outbox.release(sorted(mine - started))
         return deferred
 
     def _served(self, chat: Chat, task: asyncio.Task[int]) -> None:

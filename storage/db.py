@@ -63,6 +63,7 @@ class Store(Protocol):
     (SQLite, the default) or storage.postgres.PostgresDatabase."""
 
     commits: int
+    shared: bool  # several instances may work on it at once (PostgreSQL)
 
     @property
     def statements(self) -> int: ...
@@ -112,6 +113,7 @@ class Database:
         self._reader_lock = asyncio.Lock()
         self._closed = False
         self.commits = 0  # COMMITs done (one per group of updates), for tests and benches
+        self.shared = False  # one instance: the file is this process's alone
 
     @property
     def statements(self) -> int:

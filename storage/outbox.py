@@ -32,16 +32,20 @@ class _Dialect:
     # (None: SQLite serves one instance, which has every row to itself).
     claim: str | None
     release: str  # a retried row's claim ends with the attempt
+    give_back: str | None  # claims given back unused
 
 
 _DIALECTS = {
-    "sqlite": _Dialect(pending=" INDEXED BY outbox_pending", claim=None, release=""),
+    "sqlite": _Dialect(
+        pending=" INDEXED BY outbox_pending", claim=None, release="", give_back=None
+    ),
     "postgresql": _Dialect(
         pending="",
         claim="UPDATE outbox SET claimed_until = ? WHERE id IN (SELECT id FROM outbox"
         " WHERE id = ANY(?) AND status = 'pending' AND (claimed_until IS NULL"
         " OR claimed_until <= ?) FOR UPDATE SKIP LOCKED) RETURNING id",
         release=", claimed_until = NULL",
+        give_back="UPDATE outbox SET claimed_until = NULL WHERE id = ANY(?)",
     ),
 }
 
@@ -184,6 +188,11 @@ class OutboxRepository:
             return set(ids)
         rows = await self._conn.fetchall(self._sql.claim, (to_db(until), list(ids), to_db(now)))
         return {int(row[0]) for row in rows}
+
+    async def release(self, ids: Sequence[int]) -> None:
+        """Give back claims this instance will not use now."""
+        if self._sql.give_back is not None and ids:
+            await self._conn.execute(self._sql.give_back, (list(ids),))
 
     async def mark_retry(self, row_id: int, error: str, next_attempt_at: datetime) -> None:
         await self._conn.execute(

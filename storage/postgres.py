@@ -203,6 +203,7 @@ class PostgresDatabase:
         self._pool = pool
         self.url = url
         self.commits = 0
+        self.shared = True  # several instances may share it (SPEC §15)
         self._statements = 0
 
     @property
