@@ -24,7 +24,7 @@ from bot.web import WebServer
 from handlers.engine import Clock, Engine, utc_now
 from handlers.messages import Incoming
 from handlers.settings import Category, HandlerSettings, Limits, Settlement
-from storage.db import Database
+from storage.db import Store, open_store
 from storage.staff import ADMIN, MODERATOR
 
 HOUSEKEEPING_SECONDS = 3600.0
@@ -83,7 +83,7 @@ class App:
         self.config = config
         self.channels = {channel.platform: channel for channel in channels}
         self.clock = clock
-        self._db: Database | None = None
+        self._db: Store | None = None
         self._engine: Engine | None = None
         self._delivery: DeliveryWorker | None = None
         self._inflight: set[asyncio.Task[bool]] = set()
@@ -96,7 +96,7 @@ class App:
         self.metrics = Metrics(self.channels)
 
     @property
-    def db(self) -> Database:
+    def db(self) -> Store:
         assert self._db is not None, "app is not started"
         return self._db
 
@@ -126,13 +126,14 @@ class App:
         return self._scheduler
 
     async def start(self) -> None:
-        path = self.config.storage.sqlite_path
-        self._db = await Database.open(path)
+        storage = self.config.storage
+        self._db = await open_store(storage.url, pool_size=storage.pool_size)
         self._delivery = DeliveryWorker(
             self._db,
             self.channels,
             max_attempts=self.config.delivery.max_attempts,
             max_backoff_seconds=self.config.delivery.max_backoff_seconds,
+            claim_seconds=self.config.delivery.claim_seconds,
             clock=self.clock,
             metrics=self.metrics,
         )
@@ -150,7 +151,10 @@ class App:
             self._db, self._engine.settings, clock=self.clock, on_outbox=self._delivery.wake
         )
         self._scheduler.start()
-        self._housekeeping = asyncio.create_task(self._housekeep(), name="housekeeping")
+        # One instance at a time prunes and erases (SPEC §15).
+        self._housekeeping = asyncio.create_task(
+            self._db.exclusively("housekeeping", self._housekeep), name="housekeeping"
+        )
         self._accepting = True
         self._monitor = Monitor(
             self._db,
@@ -198,7 +202,7 @@ class App:
         gc.freeze()
         logger.info(
             "appeals-bot started: database {}, channels {}",
-            path,
+            storage.described,
             ", ".join(self.channels) or "none",
         )
 

@@ -33,6 +33,7 @@ from collections.abc import Sequence
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -91,6 +92,7 @@ _OK_SECRET_RE = re.compile(r"[A-Za-z0-9_-]{16,64}")
 # MAX subscription secret (schema.yaml SubscriptionRequestBody.secret): 5-256 of these.
 _MAX_SECRET_RE = re.compile(r"[A-Za-z0-9_-]{5,256}")
 _SQLITE_PREFIX = "sqlite:///"
+_POSTGRES_PREFIXES = ("postgresql://", "postgres://")
 
 # The TOML file that `Config()` reads, set by `load_config` for the duration of one call.
 _TOML_PATH: ContextVar[Path | None] = ContextVar("appeals_config_toml_path", default=None)
@@ -232,20 +234,40 @@ class StorageSection(_Section):
     """``[storage]``: where appeals are kept."""
 
     url: str = "sqlite:///appeals.db"
+    # PostgreSQL only: connections each instance keeps open at most (one per update in hand).
+    pool_size: int = Field(default=10, ge=1, le=1000)
 
     @field_validator("url")
     @classmethod
-    def _sqlite_only(cls, value: str) -> str:
-        # The URL is not echoed: a future database URL may carry a password.
+    def _known_database(cls, value: str) -> str:
+        # The URL is never echoed: a PostgreSQL URL may carry a password.
+        if value.startswith(_POSTGRES_PREFIXES):
+            if not value.split("://", 1)[1]:
+                raise ValueError("postgresql://… needs a host or a database after '//'")
+            return value
         if not value.startswith(_SQLITE_PREFIX):
-            raise ValueError("only sqlite:///PATH is supported in this version")
+            raise ValueError("expected sqlite:///PATH or postgresql://user:pass@host:5432/db")
         if not value.removeprefix(_SQLITE_PREFIX):
             raise ValueError("sqlite:///PATH needs a file path after 'sqlite:///'")
         return value
 
     @property
+    def is_postgres(self) -> bool:
+        return self.url.startswith(_POSTGRES_PREFIXES)
+
+    @property
+    def described(self) -> str:
+        """The database for logs and messages, never its password."""
+        if not self.is_postgres:
+            return str(self.sqlite_path)
+        parts = urlsplit(self.url)
+        return f"postgresql://{parts.hostname or ''}:{parts.port or 5432}{parts.path}"
+
+    @property
     def sqlite_path(self) -> Path:
         """The SQLite file; a relative path stays relative to the working directory."""
+        if self.is_postgres:
+            raise ValueError("storage.url names a PostgreSQL database, not a SQLite file")
         return Path(self.url.removeprefix(_SQLITE_PREFIX))
 
 
@@ -324,6 +346,9 @@ class DeliverySection(_Section):
 
     max_attempts: int = Field(default=10, ge=1)
     max_backoff_seconds: float = Field(default=60, gt=0)
+    # PostgreSQL with several instances: how long an instance holds the outbox rows it is
+    # about to send; rows held by an instance that died go out after this (SPEC §15).
+    claim_seconds: float = Field(default=120, ge=1)
 
 
 class RetentionSection(_Section):

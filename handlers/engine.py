@@ -23,7 +23,7 @@ from handlers.settings import HandlerSettings
 from handlers.staff.actions import Outcome
 from handlers.staff.router import handle_staff, read_ahead, reads_ahead
 from handlers.text_input import clean_text
-from storage.db import Database, Tx
+from storage.db import Store, Tx
 from storage.staff import StaffMember
 
 Clock = Callable[[], datetime]
@@ -41,7 +41,7 @@ def utc_now() -> datetime:
 class Engine:
     def __init__(
         self,
-        db: Database,
+        db: Store,
         settings: HandlerSettings,
         *,
         clock: Clock = utc_now,
@@ -82,8 +82,11 @@ class Engine:
         try:
             ahead = await self._read_ahead(message, now)
             async with self.db.transaction() as tx:
-                if inbox_id is not None:
-                    await tx.inbox.mark_done(inbox_id, now)
+                if inbox_id is not None and not await tx.inbox.mark_done(inbox_id, now):
+                    # Handled already: by another instance on the same database (SPEC §15),
+                    # which reads the same inbox; the row itself says so, event id or not.
+                    logger.info("inbox row handled already platform={}", message.platform)
+                    return False
                 arrival = await tx.arrive(
                     message.platform, message.user_id, message.identity, message.event_id
                 )

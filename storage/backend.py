@@ -20,7 +20,7 @@ Row = Any  # a row read by index (row[0]) and by column name (row["id"])
 
 
 class Connection(Protocol):
-    dialect: str  # "sqlite"
+    dialect: str  # "sqlite" or "postgresql"
     statements: int  # round trips so far
 
     async def execute(self, sql: str, params: Params = ()) -> int:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
+from typing import Any, Protocol
 
 from storage.appeals import AppealRepository, ThreadRepository
 from storage.arrival import Arrival, ArrivalRepository
@@ -63,6 +64,36 @@ class Tx:
         return arrival
 
 
+class Store(Protocol):
+    """What the bot needs of a database, whichever the backend: storage.db.Database
+    (SQLite, the default) or storage.postgres.PostgresDatabase."""
+
+    commits: int
+    shared: bool  # several instances may work on it at once (PostgreSQL)
+
+    @property
+    def statements(self) -> int: ...
+
+    def transaction(self) -> AbstractAsyncContextManager[Tx]: ...
+
+    def read(self) -> AbstractAsyncContextManager[Tx]: ...
+
+    async def close(self) -> None: ...
+
+    async def exclusively(self, name: str, work: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        """Run `work` (a long-poll receiver, the deadline scheduler, retention) on one
+        instance at a time of those sharing the database; the others wait to take over."""
+
+
+async def open_store(url: str, *, pool_size: int = 10) -> Store:
+    """The database `[storage] url` names: sqlite:///PATH or postgresql://…"""
+    if url.startswith(("postgresql://", "postgres://")):
+        from storage.postgres import PostgresDatabase  # psycopg is loaded only when used
+
+        return await PostgresDatabase.open(url, pool_size=pool_size)
+    return await Database.open(url.removeprefix("sqlite:///"))
+
+
 class Database:
     """One SQLite connection in WAL mode; updates run one after another on it, and those
     that come together share one COMMIT (group commit).
@@ -88,6 +119,7 @@ class Database:
         self._reader_lock = asyncio.Lock()
         self._closed = False
         self.commits = 0  # COMMITs done (one per group of updates), for tests and benches
+        self.shared = False  # one instance: the file is this process's alone
 
     @property
     def round_trips(self) -> int:
@@ -260,6 +292,10 @@ class Database:
             batch.set_result(None)
         else:
             batch.set_exception(error)
+
+    async def exclusively(self, name: str, work: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        """SQLite serves one instance: the work runs here, at once."""
+        await work()
 
     async def pragma(self, name: str) -> str:
         """Read one pragma's value (for tests and diagnostics)."""

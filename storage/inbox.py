@@ -50,9 +50,12 @@ class InboxRepository:
         row = await self._conn.fetchone("SELECT count(*) FROM inbox WHERE done_at IS NULL")
         return int(row[0]) if row else 0
 
-    async def mark_done(self, inbox_id: int, now: datetime) -> None:
-        """The update was handled (in the transaction of its effects)."""
-        self._conn.post(
-            "UPDATE inbox SET done_at = ? WHERE id = ? AND done_at IS NULL",
-            (to_db(now), inbox_id),
-        )
+    async def mark_done(self, inbox_id: int, now: datetime) -> bool:
+        """The update was handled (in the transaction of its effects); False if it had been
+        marked before (by another instance reading the same inbox)."""
+        return (
+            await self._conn.execute(
+                "UPDATE inbox SET done_at = ? WHERE id = ? AND done_at IS NULL",
+                (to_db(now), inbox_id),
+            )
+        ) == 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import secrets
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -20,6 +21,33 @@ def new_send_key() -> int:
     """A random key per outbox row. Derived from nothing in the database, it stays unique
     when a database is restored from a backup and row ids are handed out again."""
     return secrets.randbits(SEND_KEY_BITS) + 1
+
+
+@dataclass(frozen=True)
+class _Dialect:
+    """Where the dialects differ (the one place in this repository)."""
+
+    pending: str  # SQLite is told the index of pending rows; PostgreSQL plans by statistics
+    # Several instances share a PostgreSQL outbox: rows are claimed before they are sent
+    # (None: SQLite serves one instance, which has every row to itself).
+    claim: str | None
+    release: str  # a retried row's claim ends with the attempt
+    give_back: str | None  # claims given back unused
+
+
+_DIALECTS = {
+    "sqlite": _Dialect(
+        pending=" INDEXED BY outbox_pending", claim=None, release="", give_back=None
+    ),
+    "postgresql": _Dialect(
+        pending="",
+        claim="UPDATE outbox SET claimed_until = ? WHERE id IN (SELECT id FROM outbox"
+        " WHERE id = ANY(?) AND status = 'pending' AND (claimed_until IS NULL"
+        " OR claimed_until <= ?) FOR UPDATE SKIP LOCKED) RETURNING id",
+        release=", claimed_until = NULL",
+        give_back="UPDATE outbox SET claimed_until = NULL WHERE id = ANY(?)",
+    ),
+}
 
 
 def _outbox_row(row: Any) -> OutboxRow:
@@ -51,6 +79,7 @@ def _values(
 class OutboxRepository:
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
+        self._sql = _DIALECTS[conn.dialect]
 
     async def add(
         self,
@@ -139,7 +168,7 @@ class OutboxRepository:
         SQLite would walk the table from its first row, past every sent row kept."""
         row = await self._conn.fetchone(
             "SELECT created_at FROM outbox WHERE id = (SELECT min(id) FROM outbox"
-            " INDEXED BY outbox_pending WHERE status = 'pending')"
+            f"{self._sql.pending} WHERE status = 'pending')"
         )
         return from_db(row[0]) if row else None
 
@@ -157,8 +186,9 @@ class OutboxRepository:
             [(to_db(now), row.id) for row, _ in delivered],
         )
         await self._conn.executemany(
-            "INSERT OR REPLACE INTO sent_messages (platform, chat_id, message_id, outbox_id,"
-            " appeal_id) VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO sent_messages (platform, chat_id, message_id, outbox_id, appeal_id)"
+            " VALUES (?, ?, ?, ?, ?) ON CONFLICT (platform, chat_id, message_id) DO UPDATE"
+            " SET outbox_id = excluded.outbox_id, appeal_id = excluded.appeal_id",
             [
                 (row.platform, row.chat_id, mid, row.id, row.appeal_number)
                 for row, message_ids in delivered
@@ -166,10 +196,24 @@ class OutboxRepository:
             ],
         )
 
+    async def claim(self, ids: Sequence[int], now: datetime, until: datetime) -> set[int]:
+        """Take these pending rows for sending until `until`; the ids taken. Rows another
+        instance holds (its claim not yet expired, or being claimed right now) are left to
+        it. On SQLite, one instance: every row is this one's."""
+        if self._sql.claim is None or not ids:
+            return set(ids)
+        rows = await self._conn.fetchall(self._sql.claim, (to_db(until), list(ids), to_db(now)))
+        return {int(row[0]) for row in rows}
+
+    async def release(self, ids: Sequence[int]) -> None:
+        """Give back claims this instance will not use now."""
+        if self._sql.give_back is not None and ids:
+            await self._conn.execute(self._sql.give_back, (list(ids),))
+
     async def mark_retry(self, row_id: int, error: str, next_attempt_at: datetime) -> None:
         await self._conn.execute(
             "UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ?"
-            " WHERE id = ?",
+            f"{self._sql.release} WHERE id = ?",
             (error, to_db(next_attempt_at), row_id),
         )
 

@@ -159,7 +159,8 @@ class MaxChannel(Channel):
             self._spawn(self._subscribe(), "max-subscribe")
         else:
             self.expect_polls()
-            self._spawn(self._poll_forever(), "max-polling")
+            # One instance at a time polls (several on one PostgreSQL database, SPEC §15).
+            self._spawn(runtime.db.exclusively(MARKER_KEY, self._poll_forever), "max-polling")
 
     def _spawn(self, coroutine: Any, name: str) -> None:
         self._tasks.append(asyncio.create_task(coroutine, name=name))

@@ -120,7 +120,8 @@ class TelegramChannel(Channel):
             runtime.inbox.register(PLATFORM, self._from_inbox)
         else:
             self.expect_polls()
-            self._spawn(self._poll_forever(), "tg-polling")
+            # One instance at a time polls (several on one PostgreSQL database, SPEC §15).
+            self._spawn(runtime.db.exclusively(OFFSET_KEY, self._poll_forever), "tg-polling")
         self._spawn(self._set_up(), "tg-setup")
 
     def _spawn(self, coroutine: Any, name: str) -> None:

@@ -119,7 +119,10 @@ class VkChannel(Channel):
             runtime.inbox.register(PLATFORM, self._from_inbox)
         else:
             self.expect_polls()
-            self._task = asyncio.create_task(self._poll_forever(), name="vk-longpoll")
+            # One instance at a time polls (several on one PostgreSQL database, SPEC §15).
+            self._task = asyncio.create_task(
+                runtime.db.exclusively(TS_KEY, self._poll_forever), name="vk-longpoll"
+            )
 
     async def stop(self) -> None:
         if self._task is not None:

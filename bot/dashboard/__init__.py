@@ -61,7 +61,7 @@ from handlers.staff.actions import Outcome
 from handlers.staff.views import LIST_LIMIT
 from storage.appeals import Page
 from storage.dashboard import token_hash
-from storage.db import Database
+from storage.db import Store
 from storage.models import Appeal, Status
 from storage.staff import StaffMember
 
@@ -111,7 +111,7 @@ class Signed:
 class Dashboard:
     def __init__(
         self,
-        db: Database,
+        db: Store,
         engine: Engine,
         *,
         public_url: str,
