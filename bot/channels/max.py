@@ -50,7 +50,7 @@ from bot.channels.max_format import (
 from bot.config import MaxSection
 from bot.inbox import Accepted
 from bot.pagination import PageMemory, keyboard_pages
-from bot.photos import PhotoUnavailable
+from bot.photos import PhotoUnavailable, attach_photos
 from bot.render import split_text
 from handlers import texts
 from handlers.messages import Keyboard, Outgoing, Photo
@@ -413,17 +413,7 @@ class MaxChannel(Channel):
 
     async def _images(self, message: Outgoing) -> tuple[list[AttachmentUpload], list[str]]:
         """Image attachments for the photos; links for those that could not be uploaded."""
-        images: list[AttachmentUpload] = []
-        links: list[str] = []
-        for photo in message.photos:
-            attachment = None
-            if len(images) < MAX_PHOTOS:
-                attachment = await self._image(photo)
-            if attachment is not None:
-                images.append(attachment)
-            else:
-                links.append(photo.url or texts.PHOTOS_ONLY)
-        return images, links
+        return await attach_photos(message.photos, MAX_PHOTOS, self._image)
 
     async def _image(self, photo: Photo) -> AttachmentUpload | None:
         """A MAX photo by its token; a photo from another messenger fetched and uploaded

@@ -40,6 +40,7 @@ from bot.channels.vk_format import (
 from bot.config import VkSection
 from bot.inbox import Accepted
 from bot.pagination import PageMemory, keyboard_pages
+from bot.photos import attach_photos
 from bot.render import split_text
 from handlers import texts
 from handlers.messages import Incoming, Keyboard, Outgoing, Photo
@@ -356,25 +357,15 @@ class VkChannel(Channel):
         return response["response"]
 
     async def _attachments(self, message: Outgoing) -> tuple[list[str], list[str]]:
-        """VK attachment strings for the photos; those that cannot be attached become links
-        in the text — a photo is never silently dropped."""
-        attachments: list[str] = []
-        links: list[str] = []
-        for photo in message.photos:
-            attachment = None
-            if len(attachments) < MAX_ATTACHMENTS:
-                attachment = (
-                    photo.ref
-                    if photo.platform == PLATFORM
-                    else await self._upload(message.chat_id, photo)
-                )
-            if attachment:
-                attachments.append(attachment)
-            elif photo.url:
-                links.append(photo.url)
-            else:
-                links.append(texts.PHOTOS_ONLY)
-        return attachments, links
+        """VK attachment strings for the photos (a VK photo by its reference, another
+        messenger's uploaded); the rest become links in the text (bot/photos.py)."""
+
+        async def attach(photo: Photo) -> str | None:
+            if photo.platform == PLATFORM:
+                return photo.ref
+            return await self._upload(message.chat_id, photo)
+
+        return await attach_photos(message.photos, MAX_ATTACHMENTS, attach)
 
     async def _upload(self, chat_id: str, photo: Photo) -> str | None:
         """A photo from another messenger re-uploaded to VK (§1.9); None if that fails."""
