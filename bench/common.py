@@ -149,12 +149,13 @@ def write_config(
     telegram: str | None = None,
     unlimited: bool = False,
     name: str = "config.toml",
+    storage_url: str | None = None,
 ) -> Path:
     """config.toml: the example, with VK and/or Telegram pointed at fakes (api URLs), a
     database file in `folder`; `unlimited` sets send_rate = per_chat_rate = 0 and raises
     the flood limit, so that only the product is measured."""
     data = tomllib.loads(example_config_path().read_text("utf-8"))
-    data["storage"]["url"] = f"sqlite:///{folder / 'appeals.db'}"
+    data["storage"]["url"] = storage_url or f"sqlite:///{folder / 'appeals.db'}"
     data["web"]["port"] = 0
     admins: list[str] = []
     if vk is not None:

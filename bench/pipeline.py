@@ -1,5 +1,6 @@
 """The whole pipeline against the bare framework: `python -m bench pipeline [--quick]
-[--platforms vk,telegram] [--runs 3] [--residents 100] [--paced-rate 100]`.
+[--platforms vk,telegram] [--runs 3] [--residents 100] [--paced-rate 100]
+[--postgres postgresql://…]`.
 
 A fake VK or Telegram server runs in its own process (tests/fakes/serve_bench.py), a fresh
 one for every measurement, and drives the residents itself: each resident sends a
@@ -13,7 +14,10 @@ In turn, in every run (the order alternates run by run):
       measured; every resident walks the whole dialogue (10 steps, the appeal registered,
       the settlement's administrator notified).
 
-Both get the same load: `--residents` people at once, 10 messages each (the echo bot gets
+With `--postgres URL` a third, (c): the same bot on PostgreSQL (SPEC §15), one instance, in a
+fresh schema of that database for every measurement (dropped afterwards), beside SQLite's.
+
+All get the same load: `--residents` people at once, 10 messages each (the echo bot gets
 the dialogue's texts and answers each with one message). Figures for each:
 
   msgs/s   resident messages answered / (first update delivered → last reply arrived),
@@ -30,13 +34,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+import uuid
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -72,7 +78,9 @@ class Figures:
     messages: int
 
 
-def _spawn(kind: str, platform: str, fake: FakeProcess, folder: Path) -> subprocess.Popen[Any]:
+def _spawn(
+    kind: str, platform: str, fake: FakeProcess, folder: Path, storage_url: str | None = None
+) -> subprocess.Popen[Any]:
     if kind == "echo":
         log = (folder / "echo.log").open("ab")
         return subprocess.Popen(
@@ -83,7 +91,22 @@ def _spawn(kind: str, platform: str, fake: FakeProcess, folder: Path) -> subproc
             stderr=subprocess.STDOUT,
         )
     urls = {"vk": fake.api_url} if platform == "vk" else {"telegram": fake.api_url}
-    return spawn_bot(write_config(folder, unlimited=True, **urls), folder)
+    return spawn_bot(write_config(folder, unlimited=True, storage_url=storage_url, **urls), folder)
+
+
+@contextlib.contextmanager
+def _postgres_schema(url: str) -> Iterator[str]:
+    """A fresh schema on the server of `url`, dropped afterwards; the URL that uses it."""
+    import psycopg
+
+    schema = f"appeals_bench_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    try:
+        yield f"{url}{'&' if '?' in url else '?'}options=-csearch_path%3D{schema}"
+    finally:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
 
 def _walk(
@@ -126,10 +149,17 @@ def _one(
     base: Path,
     residents: int,
     paced: int,
+    postgres: str | None = None,
+    *,
+    storage_url: str | None = None,
 ) -> tuple[Figures, Figures | None]:
+    if kind == "postgres":  # the product, in a fresh schema of that server's database
+        assert postgres is not None
+        with _postgres_schema(postgres) as url:
+            return _one("product", platform, fake, base, residents, paced, storage_url=url)
     folder = Path(tempfile.mkdtemp(prefix=f"{kind}-", dir=base))
     fake.call("/reset", {})
-    process = _spawn(kind, platform, fake, folder)
+    process = _spawn(kind, platform, fake, folder, storage_url)
     try:
         wait_until(lambda: fake.stats()["first_poll"] is not None, 60, "the first poll")
         steps = DIALOGUE if kind == "product" else [(text, None) for text, _ in DIALOGUE]
@@ -145,13 +175,14 @@ def _one(
 
 
 async def _round_trips(residents: int = 20) -> list[tuple[str, int, float]]:
-    """Database round trips per dialogue step, counted in-process on the real `Engine` and
-    database: each step's own transaction, BEGIN and COMMIT included (alone, an update pays
+    """Database round trips per dialogue step (waits for the database's thread), counted
+    in-process on the real `Engine` and database: each step's own transaction, BEGIN and
+    COMMIT included (alone, an update pays
     for its COMMIT; under load a group commit shares it). Sending the reply adds the
     delivery's round trips (read the due rows, mark them sent), shared by a pass's sends."""
-    from bot.app import handler_settings
     from bot.cli import example_config_path
     from bot.config import load_config
+    from bot.settings import handler_settings
     from handlers.engine import Engine
     from handlers.messages import Incoming
     from storage.db import Database
@@ -180,10 +211,10 @@ async def _round_trips(residents: int = 20) -> list[tuple[str, int, float]]:
                         display_name="Житель",
                         event_id=str(update),
                     )
-                    before = database.statements
+                    before = database.round_trips
                     if not await engine.handle(message):
                         raise RuntimeError(f"step {step + 1} was not handled")
-                    counts[step].append(database.statements - before)
+                    counts[step].append(database.round_trips - before)
         finally:
             await database.close()
     return [
@@ -193,7 +224,10 @@ async def _round_trips(residents: int = 20) -> list[tuple[str, int, float]]:
 
 def _print_round_trips() -> None:
     trips = asyncio.run(_round_trips())
-    print("Database round trips per dialogue step (its transaction, BEGIN and COMMIT included):")
+    print(
+        "Database round trips per dialogue step (waits for aiosqlite's thread, BEGIN and COMMIT"
+        " included; the writes of an update go together in one):"
+    )
     for text, most, mean in trips:
         print(f"  {text[:40]:<40} {most:>3} (mean {mean:.1f})")
     ordinary = [most for text, most, _ in trips if text != "Отправить"]
@@ -208,6 +242,9 @@ def main(argv: Sequence[str]) -> int:
     parser.add_argument("--residents", type=int, default=100, help="at once (100)")
     parser.add_argument("--paced-rate", type=int, default=100, help="messages/s, 0 = skip")
     parser.add_argument("--quick", action="store_true", help="2 runs of 50 residents")
+    parser.add_argument(
+        "--postgres", metavar="URL", help="also (c): the bot on PostgreSQL (a schema of URL's)"
+    )
     args = parser.parse_args(argv)
     runs, residents = (2, 50) if args.quick else (args.runs, args.residents)
     platforms = [p for p in args.platforms.split(",") if p]
@@ -223,18 +260,22 @@ def main(argv: Sequence[str]) -> int:
     with tempfile.TemporaryDirectory(prefix="appeals-bench-") as name:
         base = Path(name)
         for platform in platforms:
-            results: dict[str, list[tuple[Figures, Figures | None]]] = {
-                "echo": [],
-                "product": [],
-            }
+            kinds = ["echo", "product", *(["postgres"] if args.postgres else [])]
+            results: dict[str, list[tuple[Figures, Figures | None]]] = {k: [] for k in kinds}
             for run in range(runs):
-                order = ("echo", "product") if run % 2 == 0 else ("product", "echo")
+                order = kinds if run % 2 == 0 else kinds[::-1]
                 for kind in order:
                     started_at = time.perf_counter()
                     # A fresh fake for every measurement: its records grow with each run.
                     with fakes(Path(tempfile.mkdtemp(dir=base)), [platform]) as started:
                         figures = _one(
-                            kind, platform, started[platform], base, residents, args.paced_rate
+                            kind,
+                            platform,
+                            started[platform],
+                            base,
+                            residents,
+                            args.paced_rate,
+                            args.postgres,
                         )
                     results[kind].append(figures)
                     full = figures[0]
@@ -244,12 +285,20 @@ def main(argv: Sequence[str]) -> int:
                         f"({time.perf_counter() - started_at:.0f} s)",
                         flush=True,
                     )
-            ratios = [
-                b[0].rate / a[0].rate
-                for a, b in zip(results["echo"], results["product"], strict=True)
-            ]
+            ratios = {
+                kind: [
+                    b[0].rate / a[0].rate
+                    for a, b in zip(results["echo"], results[kind], strict=True)
+                ]
+                for kind in kinds[1:]
+            }
             label = {"vk": "VK", "telegram": "Telegram"}[platform]
-            for kind, title in (("echo", "(a) bare echo"), ("product", "(b) appeals-bot")):
+            titles = [
+                ("echo", "(a) bare echo"),
+                ("product", "(b) appeals-bot"),
+                ("postgres", "(c) appeals-bot, PostgreSQL"),
+            ][: len(kinds)]
+            for kind, title in titles:
                 full_runs = [f for f, _ in results[kind]]
                 rows.append(
                     (
@@ -258,10 +307,10 @@ def main(argv: Sequence[str]) -> int:
                         spread([f.cpu_ms for f in full_runs]),
                         spread([f.p50 for f in full_runs], "{:.1f}"),
                         spread([f.p99 for f in full_runs], "{:.1f}"),
-                        spread(ratios) if kind == "product" else "",
+                        spread(ratios[kind]) if kind != "echo" else "",
                     )
                 )
-            for kind, title in (("echo", "(a) bare echo"), ("product", "(b) appeals-bot")):
+            for kind, title in titles:
                 paced_runs = [p for _, p in results[kind] if p is not None]
                 if paced_runs:
                     rows.append(

@@ -300,9 +300,9 @@ def _deadline_passes(path: Path) -> tuple[float, float, int]:
     """Seconds of the scheduler's first pass at the end of the year (a backlog of open
     appeals: up to PASS_LIMIT of each kind), and of a pass once the backlog is worked off
     (the steady state: nothing due); and how many appeals were waiting for an answer."""
-    from bot.app import handler_settings
     from bot.cli import example_config_path
     from bot.config import load_config
+    from bot.settings import handler_settings
     from handlers.figures.deadlines import deadline_pass
 
     settings = handler_settings(load_config(example_config_path()))

@@ -45,7 +45,7 @@ from handlers.figures.report import (
 )
 from handlers.staff.args import parse_date
 from storage.migrate import available_migrations
-from storage.reports import ReportError, ReportQueries, connect_read_only
+from storage.reports import ReportError, ReportQueries, connect_reader
 
 DEFAULT_CONFIG = "config.toml"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -117,6 +117,12 @@ def _parser() -> argparse.ArgumentParser:
         help="take the database from this configuration (default: config.toml)",
     )
     source.add_argument("--db", type=Path, help="the database file itself")
+
+    move = commands.add_parser(
+        "migrate-db", help="move an installation from SQLite into an empty PostgreSQL database"
+    )
+    move.add_argument("--from", dest="source", required=True, metavar="sqlite:///PATH")
+    move.add_argument("--to", dest="target", required=True, metavar="postgresql://…")
     return parser
 
 
@@ -189,6 +195,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _demo(args.config or example_config_path(), args.db)
         if args.command == "backup":
             return _backup(args)
+        if args.command == "migrate-db":
+            return asyncio.run(_migrate_db(args.source, args.target))
         if args.command in ("report", "export"):
             return asyncio.run(_report(args) if args.command == "report" else _export(args))
     except ConfigError as error:
@@ -270,7 +278,10 @@ def database_problem(path: Path) -> str | None:
 
 
 def _check_storage(config_path: str | Path, config: Config) -> None:
-    """check-config and run: the configured database must be usable (ConfigError if not)."""
+    """check-config and run: the configured database must be usable (ConfigError if not).
+    A PostgreSQL database is checked by connecting to it, at start-up."""
+    if config.storage.is_postgres:
+        return
     path = config.storage.sqlite_path
     problem = database_problem(path)
     if problem is not None:
@@ -326,7 +337,15 @@ async def _run(config: Config, *, console: bool, channels_from_config: bool = Tr
         await app.start()
     except sqlite3.Error as error:  # what database_problem could not foresee
         await app.stop(grace_seconds=0)
-        raise _Failed(f"{config.storage.sqlite_path}: cannot use the database ({error})") from None
+        raise _Failed(f"{config.storage.described}: cannot use the database ({error})") from None
+    except Exception as error:
+        if not config.storage.is_postgres:
+            raise
+        # psycopg's errors, the pool's timeout: named, never with the URL (its password).
+        await app.stop(grace_seconds=0)
+        raise _Failed(
+            f"{config.storage.described}: cannot use the database ({type(error).__name__})"
+        ) from None
     # Everything built so far (the libraries' modules, models and schemas: hundreds of
     # thousands of objects) lives as long as the process; frozen, the garbage collector
     # stops walking them on every full pass (bench/RESULTS.md).
@@ -349,7 +368,7 @@ async def _run(config: Config, *, console: bool, channels_from_config: bool = Tr
 # --- report and export (SPEC §9) ---------------------------------------------------------
 
 
-def _source(args: argparse.Namespace) -> tuple[Path, Titles]:
+def _source(args: argparse.Namespace) -> tuple[Path | str, Titles]:
     """The database to read and the deployment's titles: from --config, or, with only
     --db, the example configuration's titles (the district's categories and settlements)."""
     if args.config is not None:
@@ -359,10 +378,13 @@ def _source(args: argparse.Namespace) -> tuple[Path, Titles]:
     else:
         config = load_config(DEFAULT_CONFIG)
     titles = Titles.of(handler_settings(config))
-    return (args.db if args.db is not None else config.storage.sqlite_path), titles
+    if args.db is not None:
+        return args.db, titles
+    storage = config.storage
+    return (storage.url if storage.is_postgres else storage.sqlite_path), titles
 
 
-def _check_target(option: str, path: Path | None, db: Path) -> None:
+def _check_target(option: str, path: Path | None, db: Path | str) -> None:
     """A file to write (--output, --chart) must be writable before any work starts, and
     must not be the database itself."""
     if path is None:
@@ -373,7 +395,7 @@ def _check_target(option: str, path: Path | None, db: Path) -> None:
         raise _Failed(f"{option} {path}: the folder {folder} {what}")
     if path.is_dir():
         raise _Failed(f"{option} {path}: is a directory; give a file name")
-    if path.exists() and db.exists() and path.resolve() == db.resolve():
+    if isinstance(db, Path) and path.exists() and db.exists() and path.resolve() == db.resolve():
         raise _Failed(f"{option} {path}: is the database itself")
     if not os.access(folder, os.W_OK | os.X_OK):
         raise _Failed(f"{option} {path}: cannot write into {folder}: permission denied")
@@ -425,7 +447,7 @@ async def _report(args: argparse.Namespace) -> int:
         _check_target("--chart", args.chart, db)
         since, until = period_bounds(start, end, titles.timezone)
         months = month_bounds(start, end, titles.timezone) if args.chart else []
-        conn = await connect_read_only(db)
+        conn = await connect_reader(db)
         try:
             queries = ReportQueries(conn)
             figures = await queries.figures(since, until)
@@ -465,7 +487,7 @@ async def _export(args: argparse.Namespace) -> int:
     db, titles = _source(args)
     _check_target("--output", args.output, db)
     try:
-        conn = await connect_read_only(db)
+        conn = await connect_reader(db)
     except ReportError as error:
         raise _Failed(str(error)) from None
     now = datetime.now(UTC)
@@ -485,6 +507,34 @@ async def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- migrate-db (SPEC §15) -------------------------------------------------------------------
+
+
+async def _migrate_db(source: str, target: str) -> int:
+    """Copy everything, then one line per table with its rows on both sides; exit code 1
+    unless every count matches. The target URL is never printed (it may hold a password)."""
+    from storage.transfer import TransferError, sqlite_to_postgres
+
+    if not source.startswith("sqlite:///") or not source.removeprefix("sqlite:///"):
+        raise _Failed("--from must be sqlite:///PATH")
+    if not target.startswith(("postgresql://", "postgres://")):
+        raise _Failed("--to must be postgresql://user:pass@host:5432/db")
+    path = Path(source.removeprefix("sqlite:///"))
+    try:
+        counts = await sqlite_to_postgres(path, target)
+    except TransferError as error:
+        raise _Failed(str(error)) from None
+    width = max(len(c.table) for c in counts)
+    print(f"{'table':<{width}}  {'sqlite':>9}  {'postgresql':>10}")
+    for count in counts:
+        mark = "" if count.source == count.target else "  MISMATCH"
+        print(f"{count.table:<{width}}  {count.source:>9}  {count.target:>10}{mark}")
+    if any(c.source != c.target for c in counts):
+        raise _Failed("the counts differ: the PostgreSQL database is not a complete copy")
+    print(f"moved {sum(c.source for c in counts)} rows of {len(counts)} tables from {path}")
+    return 0
+
+
 # --- backup (SPEC §17) -----------------------------------------------------------------------
 
 PG_DUMP_HINT = "backup copies a SQLite database; for PostgreSQL use pg_dump (README, «Deploy»)"
@@ -500,7 +550,10 @@ def _backup(args: argparse.Namespace) -> int:
     else:
         config_path = args.config if args.config is not None else Path(DEFAULT_CONFIG)
         try:
-            source = load_config(config_path).storage.sqlite_path
+            storage = load_config(config_path).storage
+            if storage.is_postgres:
+                raise _Failed(PG_DUMP_HINT)
+            source = storage.sqlite_path
         except ConfigError as error:
             if _names_another_database(config_path, error):
                 raise _Failed(PG_DUMP_HINT) from None

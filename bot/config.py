@@ -34,6 +34,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -95,6 +96,7 @@ _MAX_SECRET_RE = re.compile(r"[A-Za-z0-9_-]{5,256}")
 _SQLITE_PREFIX = "sqlite:///"
 # A Telegram bot token starts with the bot's id: a positive whole number (identity.py).
 _NUMERIC_ID_RE = re.compile(r"[1-9][0-9]{0,18}")
+_POSTGRES_PREFIXES = ("postgresql://", "postgres://")
 
 # The TOML file that `Config()` reads, set by `load_config` for the duration of one call.
 _TOML_PATH: ContextVar[Path | None] = ContextVar("appeals_config_toml_path", default=None)
@@ -241,20 +243,40 @@ class StorageSection(_Section):
     """``[storage]``: where appeals are kept."""
 
     url: str = "sqlite:///appeals.db"
+    # PostgreSQL only: connections each instance keeps open at most (one per update in hand).
+    pool_size: int = Field(default=10, ge=1, le=1000)
 
     @field_validator("url")
     @classmethod
-    def _sqlite_only(cls, value: str) -> str:
-        # The URL is not echoed: a future database URL may carry a password.
+    def _known_database(cls, value: str) -> str:
+        # The URL is never echoed: a PostgreSQL URL may carry a password.
+        if value.startswith(_POSTGRES_PREFIXES):
+            if not value.split("://", 1)[1]:
+                raise ValueError("postgresql://… needs a host or a database after '//'")
+            return value
         if not value.startswith(_SQLITE_PREFIX):
-            raise ValueError("only sqlite:///PATH is supported in this version")
+            raise ValueError("expected sqlite:///PATH or postgresql://user:pass@host:5432/db")
         if not value.removeprefix(_SQLITE_PREFIX):
             raise ValueError("sqlite:///PATH needs a file path after 'sqlite:///'")
         return value
 
     @property
+    def is_postgres(self) -> bool:
+        return self.url.startswith(_POSTGRES_PREFIXES)
+
+    @property
+    def described(self) -> str:
+        """The database for logs and messages, never its password."""
+        if not self.is_postgres:
+            return str(self.sqlite_path)
+        parts = urlsplit(self.url)
+        return f"postgresql://{parts.hostname or ''}:{parts.port or 5432}{parts.path}"
+
+    @property
     def sqlite_path(self) -> Path:
         """The SQLite file; a relative path stays relative to the working directory."""
+        if self.is_postgres:
+            raise ValueError("storage.url names a PostgreSQL database, not a SQLite file")
         return Path(self.url.removeprefix(_SQLITE_PREFIX))
 
 
@@ -272,6 +294,17 @@ class WebSection(_Section):
     serve: bool = False
     # /healthz: a long-poll channel with no completed poll for this long is down.
     health_poll_seconds: float = Field(default=90.0, gt=0)
+    # The bot's address as people open it (behind the TLS proxy), for the dashboard's
+    # sign-in links: {public_url}/dashboard/login/<token>. Required with [dashboard].
+    public_url: OptionalHttpUrlStr = ""
+
+
+class DashboardSection(_Section):
+    """``[dashboard]``: the moderators' web pages under /dashboard (SPEC §16)."""
+
+    enabled: bool = False
+    # A session opened by a sign-in link lasts this long.
+    session_hours: int = Field(default=12, ge=1, le=24 * 30)
 
 
 class SlaSection(_Section):
@@ -322,6 +355,9 @@ class DeliverySection(_Section):
 
     max_attempts: int = Field(default=10, ge=1)
     max_backoff_seconds: float = Field(default=60, gt=0)
+    # PostgreSQL with several instances: how long an instance holds the outbox rows it is
+    # about to send; rows held by an instance that died go out after this (SPEC §15).
+    claim_seconds: float = Field(default=120, ge=1)
 
 
 class RetentionSection(_Section):
@@ -836,6 +872,7 @@ class Config(BaseSettings):
     limits: LimitsSection = Field(default_factory=LimitsSection)
     delivery: DeliverySection = Field(default_factory=DeliverySection)
     retention: RetentionSection = Field(default_factory=RetentionSection)
+    dashboard: DashboardSection = Field(default_factory=DashboardSection)
     vk: VkSection = Field(default_factory=VkSection)
     telegram: TelegramSection = Field(default_factory=TelegramSection)
     ok: OkSection = Field(default_factory=OkSection)
@@ -912,6 +949,12 @@ class Config(BaseSettings):
             if section.enabled:
                 found += section.all_communities()
         return found
+
+    @model_validator(mode="after")
+    def _dashboard_needs_public_url(self) -> Self:
+        if self.dashboard.enabled and not self.web.public_url:
+            _raise_problems([(("web", "public_url"), "required when dashboard.enabled = true")])
+        return self
 
     def find_settlement(self, code: str) -> Settlement | None:
         """The settlement with this code, or None."""

@@ -19,7 +19,7 @@ from bot.metrics import Metrics
 from handlers.engine import Clock, utc_now
 from handlers.messages import Outgoing
 from handlers.staff.delivery_failures import report_undeliverable
-from storage.db import Database
+from storage.db import Store
 from storage.models import OutboxRow
 
 BATCH = 200
@@ -29,6 +29,9 @@ FIRST_BACKOFF_SECONDS = 1.0
 SEND_TIMEOUT_SECONDS = 120.0
 DISABLED_CHECK_SECONDS = 60.0  # how often to look for rows of platforms not running here
 QUEUED_ROWS = 1000  # rows read for the chats a pass starts, at most
+# How long a claim on outbox rows holds (PostgreSQL, several instances): long enough for a
+# chat's rows to be sent at the platform's pace; a dead instance's rows go out after it.
+CLAIM_SECONDS = 120
 RECORD_GATHER_SECONDS = 0.005
 PASS_INTERVAL_SECONDS = 0.005
 CONCURRENT_CHATS = 32  # enough to keep VK's 20/s and Telegram's 30/s busy at ~1 s latency
@@ -48,11 +51,12 @@ class DeliveryWorker:
 
     def __init__(
         self,
-        db: Database,
+        db: Store,
         channels: Mapping[str, Channel],
         *,
         max_attempts: int,
         max_backoff_seconds: float,
+        claim_seconds: float = CLAIM_SECONDS,
         clock: Clock = utc_now,
         metrics: Metrics | None = None,
     ) -> None:
@@ -61,6 +65,7 @@ class DeliveryWorker:
         self._channels = channels
         self._max_attempts = max_attempts
         self._max_backoff = max_backoff_seconds
+        self._claim = timedelta(seconds=claim_seconds)
         self._clock = clock
         self._wake = asyncio.Event()
         self._pass_lock = asyncio.Lock()
@@ -165,7 +170,27 @@ class DeliveryWorker:
                 # Everything due in the chats that will get a task, in one read: a chat's
                 # task sends its list without asking the database again.
                 free = [_chat(r) for r in rows if _chat(r) not in busy]
-                queued = await tx.outbox.due_in_chats(free[:CONCURRENT_CHATS], now, QUEUED_ROWS)
+                # Shared: only the chats there is room for now, as each is claimed.
+                room = CONCURRENT_CHATS - len(self._chats) if self._db.shared else CONCURRENT_CHATS
+                candidates = free[:room]
+                queued = await tx.outbox.due_in_chats(candidates, now, QUEUED_ROWS)
+                mine: set[int] | None = None
+                if self._db.shared:
+                    # Several instances on one database (SPEC §15): the chats this pass may
+                    # start are claimed first; rows another instance holds are left to it.
+                    mine = await tx.outbox.claim(
+                        sorted(
+                            {r.id for r in rows if _chat(r) in set(candidates)}
+                            | {r.id for q in queued.values() for r in q}
+                        ),
+                        now,
+                        now + self._claim,
+                    )
+            if mine is not None:
+                offered = set(candidates)
+                rows = [r for r in rows if _chat(r) not in offered or r.id in mine]
+                queued = {chat: _claimed_prefix(q, mine) for chat, q in queued.items()}
+            started: set[int] = set()
             self._warn_about_disabled(waiting)
             busy |= set(self._chats)
             unrecorded |= set(self._unrecorded)
@@ -183,12 +208,20 @@ class DeliveryWorker:
                 if len(self._chats) >= CONCURRENT_CHATS:
                     self._full = True
                     break
+                if mine is not None and row.id not in mine:
+                    continue  # not claimed in this pass: a later one claims it first
                 chat_rows = queued.get(chat) or [row]
                 if chat_rows[0].id != row.id:
                     chat_rows = [row]
+                started.update(r.id for r in chat_rows)
                 task = asyncio.create_task(self._serve(chat_rows), name=f"delivery {row.platform}")
                 self._chats[chat] = task
                 task.add_done_callback(functools.partial(self._served, chat))
+            if mine is not None and mine - started:
+                # Claimed, then not started (the chat got busy meanwhile, the house full):
+                # given back at once, not left waiting for the claim to expire.
+                async with self._db.transaction() as tx:
+                    await tx.outbox.release(sorted(mine - started))
         return deferred
 
     def _served(self, chat: Chat, task: asyncio.Task[int]) -> None:
@@ -356,3 +389,13 @@ class DeliveryWorker:
 
 def _chat(row: OutboxRow) -> Chat:
     return (row.platform, row.community, row.chat_id)
+
+
+def _claimed_prefix(rows: list[OutboxRow], mine: set[int]) -> list[OutboxRow]:
+    """A chat's rows up to the first this instance did not claim (order within a chat)."""
+    taken = []
+    for row in rows:
+        if row.id not in mine:
+            break
+        taken.append(row)
+    return taken

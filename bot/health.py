@@ -29,7 +29,7 @@ from bot.channels.base import Channel, Liveness
 from bot.metrics import DatabaseState, Metrics, State
 from handlers.engine import Clock
 from storage.appeals import WAITING_STATUSES
-from storage.db import Database
+from storage.db import Store
 from storage.models import OPEN_STATUSES
 
 DB_TIMEOUT_SECONDS = 2.0
@@ -41,7 +41,7 @@ T = TypeVar("T")
 class Monitor:
     def __init__(
         self,
-        db: Database,
+        db: Store,
         channels: Mapping[str, Channel],
         metrics: Metrics,
         clock: Clock,

@@ -20,7 +20,7 @@ from loguru import logger
 
 from bot.channels.lanes import in_sender_order
 from handlers.engine import Clock
-from storage.db import Database
+from storage.db import Store
 from storage.models import InboxRow
 
 BATCH = 100  # rows taken at once; those of different senders are handled together
@@ -41,7 +41,7 @@ class IntakeClosed(Exception):
 
 
 class Inbox:
-    def __init__(self, db: Database, clock: Clock, limit: int) -> None:
+    def __init__(self, db: Store, clock: Clock, limit: int) -> None:
         self._db = db
         self._clock = clock
         self._limit = limit

@@ -3,7 +3,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
+
 import aiohttp
+
+from handlers import texts
+from handlers.messages import Photo
+
+T = TypeVar("T")
 
 MAX_PHOTO_BYTES = 10 * 1024 * 1024
 TIMEOUT = aiohttp.ClientTimeout(total=30)
@@ -26,3 +34,20 @@ async def fetch_url(url: str) -> bytes:
     if len(content) > MAX_PHOTO_BYTES:
         raise PhotoUnavailable("photo too large")
     return content
+
+
+async def attach_photos(
+    photos: Sequence[Photo], room: int, attach: Callable[[Photo], Awaitable[T | None]]
+) -> tuple[list[T], list[str]]:
+    """Each photo as a channel's attachment, up to `room` of them; the ones that cannot be
+    attached (no room, or `attach` gives None) become links in the text, «(фото)» where there
+    is no link: a photo is never silently dropped."""
+    attached: list[T] = []
+    links: list[str] = []
+    for photo in photos:
+        attachment = await attach(photo) if len(attached) < room else None
+        if attachment:
+            attached.append(attachment)
+        else:
+            links.append(photo.url or texts.PHOTOS_ONLY)
+    return attached, links

@@ -20,7 +20,7 @@ from loguru import logger
 from handlers.engine import Clock, utc_now
 from handlers.figures.deadlines import PassResult, deadline_pass
 from handlers.settings import HandlerSettings
-from storage.db import Database
+from storage.db import Store
 
 PASS_SECONDS = 30.0
 
@@ -28,7 +28,7 @@ PASS_SECONDS = 30.0
 class DeadlineScheduler:
     def __init__(
         self,
-        db: Database,
+        db: Store,
         settings: HandlerSettings,
         *,
         clock: Clock = utc_now,
@@ -51,7 +51,10 @@ class DeadlineScheduler:
 
     def start(self) -> None:
         self._stopping.clear()
-        self._task = asyncio.create_task(self._run(), name="deadlines")
+        # One instance at a time sends reminders and escalations (SPEC §15).
+        self._task = asyncio.create_task(
+            self._db.exclusively("deadlines", self._run), name="deadlines"
+        )
 
     async def stop(self) -> None:
         """Stop after the pass in hand, if any (a pass is one transaction either way)."""

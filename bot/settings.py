@@ -30,6 +30,9 @@ def handler_settings(config: Config) -> HandlerSettings:
         ),
         answer_within_hours=config.sla.answer_within_hours,
         remind_before_hours=config.sla.remind_before_hours,
+        dashboard_url=(
+            config.web.public_url.rstrip("/") + "/dashboard" if config.dashboard.enabled else ""
+        ),
         communities=tuple(
             Community(c.platform, c.key, c.settlement, c.comments, c.invite_url, c.label)
             for c in config.communities()

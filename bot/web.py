@@ -55,6 +55,11 @@ class WebServer:
         self._app.router.add_post(path, handler)
         self._routes += 1
 
+    def mount(self, prefix: str, app: web.Application) -> None:
+        """Serve a sub-application's routes under `prefix` (the dashboard, SPEC §16)."""
+        self._app.add_subapp(prefix, app)
+        self._routes += 1
+
     @property
     def needed(self) -> bool:
         return self._serve or self._routes > 0

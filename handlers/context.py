@@ -13,6 +13,7 @@ from handlers.messages import Incoming, Keyboard, Outgoing
 from handlers.settings import HandlerSettings
 from storage.db import Tx
 from storage.models import Resident
+from storage.reports import Figures
 from storage.staff import StaffMember
 
 
@@ -26,6 +27,15 @@ class Work:
 
 
 @dataclass
+class ReadAhead:
+    """Long reads an update needs, done before its transaction on the read-only connection
+    (`Database.read()`), so the writer is not held while they run: the figures of a year at
+    a million appeals take about a second, and every resident's step would wait for them."""
+
+    figures: dict[tuple[datetime, datetime], Figures] = field(default_factory=dict)
+
+
+@dataclass
 class Context:
     message: Incoming
     tx: Tx
@@ -34,6 +44,7 @@ class Context:
     resident: Resident
     staff: StaffMember | None = None
     outgoing: list[Outgoing] = field(default_factory=list)
+    ahead: ReadAhead = field(default_factory=ReadAhead)
     # The settlement this conversation is preset to (a settlement's community, a deep link;
     # SPEC §14), set by the resident dialogue for the update at hand.
     preset_settlement: str | None = None

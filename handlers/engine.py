@@ -16,20 +16,24 @@ from loguru import logger
 
 from handlers import texts
 from handlers.comments import comment_flood, handle_comment
-from handlers.context import Context
+from handlers.context import Context, ReadAhead, Work
 from handlers.dialogue.resident import handle_resident, withdrawal
 from handlers.flood import FloodGuard, Verdict
 from handlers.messages import COMMENT_NEW, Incoming, Outgoing
 from handlers.notify import queue
 from handlers.settings import HandlerSettings
-from handlers.staff.router import handle_staff
+from handlers.staff.actions import Outcome
+from handlers.staff.router import handle_staff, read_ahead, reads_ahead
 from handlers.text_input import clean_text
-from storage.db import Database
+from storage.db import Store, Tx
 from storage.models import Resident
+from storage.staff import StaffMember
 
 Clock = Callable[[], datetime]
 Notify = Callable[[], None]
 Handler = Callable[[Context], Awaitable[None]]
+# A staff action bound to its arguments (handlers/staff/actions.py), as a form calls it.
+StaffAction = Callable[[Work, StaffMember], Awaitable[Outcome]]
 FAILED_REMEMBERED = 10_000  # senders whose last update failed, kept to tell a repeat
 
 
@@ -42,11 +46,10 @@ def _adds(message: Incoming) -> bool:
     return message.comment is not None and message.comment.action == COMMENT_NEW
 
 
-def _event_key(message: Incoming) -> str:
+def _event_key(message: Incoming) -> str | None:
     """The event id as it is recorded: a platform numbers each community's (bot's) events
     on its own (Telegram update_id), so another community's are kept apart."""
-    assert message.event_id is not None
-    if not message.community:
+    if message.event_id is None or not message.community:
         return message.event_id
     return f"{message.community}/{message.event_id}"
 
@@ -54,7 +57,7 @@ def _event_key(message: Incoming) -> str:
 class Engine:
     def __init__(
         self,
-        db: Database,
+        db: Store,
         settings: HandlerSettings,
         *,
         clock: Clock = utc_now,
@@ -93,19 +96,26 @@ class Engine:
                     await tx.inbox.mark_done(inbox_id, now)
             return False
         try:
+            ahead = await self._read_ahead(message, now)
             async with self.db.transaction() as tx:
-                if inbox_id is not None:
-                    await tx.inbox.mark_done(inbox_id, now)
-                if message.event_id is not None and not await tx.events.record_once(
-                    message.platform, _event_key(message), now
-                ):
+                if inbox_id is not None and not await tx.inbox.mark_done(inbox_id, now):
+                    # Handled already: by another instance on the same database (SPEC §15),
+                    # which reads the same inbox; the row itself says so, event id or not.
+                    logger.info("inbox row handled already platform={}", message.platform)
+                    return False
+                event = _event_key(message)
+                arrival = await tx.arrive(
+                    message.platform, message.user_id, message.identity, event
+                )
+                if arrival.seen:
                     logger.info(
                         "duplicate event ignored platform={} event={}",
                         message.platform,
                         message.event_id,
                     )
                     return False
-                arrival = await tx.arrive(message.platform, message.user_id, message.identity)
+                if event is not None:
+                    await tx.events.record(message.platform, event, now)
                 comment = message.comment is not None
                 if comment and arrival.resident is None and not self._may_add_item(message):
                     # An edit or a deletion changes an item, whose author is on record if
@@ -125,7 +135,7 @@ class Engine:
                         keep_chat=comment,
                     )
                 staff = arrival.staff
-                ctx = Context(message, tx, self.settings, now, resident, staff)
+                ctx = Context(message, tx, self.settings, now, resident, staff, ahead=ahead)
                 if staff is not None:
                     self._flood.exempt(message.identity)
                 if comment:
@@ -145,8 +155,7 @@ class Engine:
                     await handle_staff(ctx)
                 elif not await self._turned_away(ctx):
                     await handle_resident(ctx)
-                for out in ctx.outgoing:
-                    await queue(tx, out, now)
+                await _queue(tx, ctx.outgoing, now)
         except Exception:
             logger.exception("update failed platform={} chat={}", message.platform, message.chat_id)
             await self._apologise(message, now, inbox_id)
@@ -154,6 +163,21 @@ class Engine:
         self._failed.pop(message.identity, None)
         self._notify()
         return True
+
+    async def act(self, identity: str, action: StaffAction) -> Outcome | None:
+        """A staff action called from outside a chat (a dashboard form): in one transaction,
+        with the person's rights as they are now, its messages queued like an update's. None
+        when `identity` is no longer staff. The action writes its own audit line."""
+        now = self.clock()
+        async with self.db.transaction() as tx:
+            staff = await tx.staff.member(identity)
+            if staff is None:
+                return None
+            outcome = await action(Work(tx, self.settings, now), staff)
+            await _queue(tx, outcome.messages, now)
+        if outcome.messages:
+            self._notify()
+        return outcome
 
     async def admit(self, message: Incoming, *, inbox_id: int | None = None) -> bool:
         """Whether an update that its channel answers by itself (the next page of a long
@@ -184,6 +208,14 @@ class Engine:
         that takes comments."""
         community = self.settings.community(message.platform, message.community)
         return _adds(message) and community is not None and community.comments
+
+    async def _read_ahead(self, message: Incoming, now: datetime) -> ReadAhead:
+        """Long reads first, outside the transaction: the writer (and every other update)
+        does not wait for them. Only `/stats` reads here; anything else costs nothing."""
+        if not reads_ahead(message):
+            return ReadAhead()
+        async with self.db.read() as view:
+            return await read_ahead(message, view, self.settings, now)
 
     def _verdict(self, message: Incoming, now: datetime) -> Verdict:
         if message.platform in self._unflooded:
@@ -240,3 +272,9 @@ class Engine:
     def _notify(self) -> None:
         if self._on_outbox is not None:
             self._on_outbox()
+
+
+async def _queue(tx: Tx, messages: Collection[Outgoing], now: datetime) -> None:
+    """Messages into the outbox, in the transaction of the change that caused them."""
+    for out in messages:
+        await queue(tx, out, now)

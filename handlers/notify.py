@@ -62,7 +62,7 @@ async def chat_of(tx: Tx, identity: str) -> Chat:
 
 async def queue(tx: Tx, out: Outgoing, now: datetime) -> None:
     """Write a message to the outbox, in the transaction of what caused it (SPEC §7)."""
-    await tx.outbox.add(
+    await tx.outbox.queue(
         out.platform,
         out.chat_id,
         out.body(),

@@ -57,6 +57,8 @@ class HandlerSettings:
     # Administrators are reminded this long before a deadline; 0: no reminders (SPEC §8).
     remind_before_hours: int = 4
     communities: tuple[Community, ...] = ()
+    # {web.public_url}/dashboard when [dashboard] is enabled, else "" (/web says it is off).
+    dashboard_url: str = ""
 
     def category(self, code: str) -> Category | None:
         return next((c for c in self.categories if c.code == code), None)

@@ -37,6 +37,9 @@ _COLUMNS = (
 _DUE = "coalesce(renewed_deadline_at, deadline_at)"
 # Appeals still waiting for an answer («Новое», «В работе»).
 WAITING_STATUSES = (Status.NEW, Status.IN_PROGRESS)
+# Where the dialects differ (the one place in this repository): SQLite is told the index a
+# resident's own queries read (it keeps no statistics); PostgreSQL plans by its statistics.
+_BY_RESIDENT = {"sqlite": " INDEXED BY appeals_by_resident", "postgresql": ""}
 NOTICE_KINDS = frozenset({"reminder", "escalation"})
 
 
@@ -103,9 +106,29 @@ def _lane_where(
     return where, params
 
 
+def _filters(
+    category: str | None, platform: str | None, text: str | None
+) -> tuple[str, dict[str, object]] | None:
+    """The conditions of a dashboard queue's filters, for `_lane_keys(extra=…)`."""
+    where: list[str] = []
+    params: dict[str, object] = {}
+    if category is not None:
+        where.append("category = :category")
+        params["category"] = category
+    if platform is not None:
+        where.append("platform = :platform")
+        params["platform"] = platform
+    if text:
+        escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        where.append("text LIKE :text ESCAPE '\\'")
+        params["text"] = f"%{escaped}%"
+    return (" AND ".join(where), params) if where else None
+
+
 class AppealRepository:
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
+        self._by_resident = _BY_RESIDENT[conn.dialect]
 
     async def create(
         self,
@@ -189,7 +212,7 @@ class AppealRepository:
             params.append(before)
         params.append(limit)
         rows = await self._conn.fetchall(
-            f"SELECT {_COLUMNS} FROM appeals INDEXED BY appeals_by_resident WHERE {where}"
+            f"SELECT {_COLUMNS} FROM appeals{self._by_resident} WHERE {where}"
             " ORDER BY id DESC LIMIT ?",
             params,
         )
@@ -198,7 +221,7 @@ class AppealRepository:
     async def count_of_resident(self, resident_id: int, *, newer_than: int | None = None) -> int:
         """How many appeals the resident has (with `newer_than`: with a greater number)."""
         sql = (
-            "SELECT count(*) FROM appeals INDEXED BY appeals_by_resident"
+            f"SELECT count(*) FROM appeals{self._by_resident}"
             " WHERE resident_id = ? AND kind = 'appeal'"
         )
         params: list[object] = [resident_id]
@@ -253,7 +276,7 @@ class AppealRepository:
         queries name their index: without statistics SQLite would take a status index,
         and read every answered appeal of the district.)"""
         row = await self._conn.fetchone(
-            f"SELECT {_COLUMNS} FROM appeals INDEXED BY appeals_by_resident"
+            f"SELECT {_COLUMNS} FROM appeals{self._by_resident}"
             " WHERE resident_id = ? AND kind = 'appeal' AND status = 'answered'"
             " AND rating IS NULL"
             " ORDER BY updated_at DESC, id DESC LIMIT 1",
@@ -270,12 +293,18 @@ class AppealRepository:
         newest_first: bool = False,
         after: int | None = None,
         limit: int,
+        category: str | None = None,
+        platform: str | None = None,
+        text: str | None = None,
     ) -> Page:
         """A page of the appeals with the given statuses (in the given settlements; None =
         all), ordered by their current deadline and number: the earliest first, or with
         `newest_first` the latest first. With `due_before`, only those whose current
         deadline is before it; with `after`, the page that follows appeal №`after` in
-        that order (wherever that appeal is now)."""
+        that order (wherever that appeal is now). `category` and `platform` narrow the
+        ranges (indexes of migration 0007); `text`, a piece of the appeal's text, is
+        checked on the rows of the ranges as they are read (no index)."""
+        extra = _filters(category, platform, text)
         cursor = await self._key_of(after) if after is not None else None
         if after is not None and cursor is None:
             return Page([], False)
@@ -287,6 +316,7 @@ class AppealRepository:
                 cursor=cursor,
                 newest_first=newest_first,
                 limit=limit + 1,
+                extra=extra,
             )
             for status in dict.fromkeys(statuses)
             for settlement in (dict.fromkeys(settlements) if settlements is not None else [None])
@@ -312,7 +342,8 @@ class AppealRepository:
                 where, params = _lane_where(status, settlement, due_before)
                 params["cap"] = up_to - total
                 row = await self._conn.fetchone(
-                    f"SELECT count(*) FROM (SELECT 1 FROM appeals WHERE {where} LIMIT :cap)",
+                    f"SELECT count(*) FROM (SELECT 1 FROM appeals WHERE {where}"
+                    " LIMIT :cap) AS capped",
                     params,
                 )
                 total += int(row[0]) if row else 0

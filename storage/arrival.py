@@ -19,25 +19,31 @@ class Arrival:
     staff: StaffMember | None
     ban: Ban | None
     draft: Draft | None
+    seen: bool  # the update's event id is recorded already: a redelivery
 
 
 class ArrivalRepository:
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
 
-    async def read(self, platform: str, user_id: str, identity: str) -> Arrival:
+    async def read(
+        self, platform: str, user_id: str, identity: str, event_id: str | None = None
+    ) -> Arrival:
         """One row per staff role of the sender (at least one row, all of it NULL for a
-        stranger); the resident, ban and draft repeat on each."""
+        stranger); the resident, ban, draft and whether `event_id` was seen repeat on each."""
         rows = await self._conn.fetchall(
             "SELECT r.id, r.chat_id, r.display_name, r.consent_at, r.consent_version,"
             " s.role, s.settlement, b.reason, b.notified, b.identity,"
-            " d.step, d.data, d.updated_at, r.community"
-            " FROM (SELECT ? AS platform, ? AS user_id, ? AS identity) AS k"
+            " d.step, d.data, d.updated_at, r.community,"
+            " EXISTS (SELECT 1 FROM processed_events e"
+            "  WHERE e.platform = k.platform AND e.event_id = k.event_id)"
+            " FROM (SELECT CAST(? AS TEXT) AS platform, CAST(? AS TEXT) AS user_id,"
+            " CAST(? AS TEXT) AS identity, CAST(? AS TEXT) AS event_id) AS k"
             " LEFT JOIN residents r ON r.platform = k.platform AND r.user_id = k.user_id"
             " LEFT JOIN staff s ON s.identity = k.identity"
             " LEFT JOIN bans b ON b.identity = k.identity"
             " LEFT JOIN drafts d ON d.platform = k.platform AND d.user_id = k.user_id",
-            (platform, user_id, identity),
+            (platform, user_id, identity, event_id),
         )
         first = rows[0]
         resident = None
@@ -63,4 +69,4 @@ class ArrivalRepository:
         draft = None
         if first[10] is not None:
             draft = Draft(step=first[10], data=json.loads(first[11]), updated_at=from_db(first[12]))
-        return Arrival(resident, staff, ban, draft)
+        return Arrival(resident, staff, ban, draft, bool(first[14]))

@@ -21,7 +21,7 @@ class AuditRepository:
         appeal_number: int | None = None,
         details: str | None = None,
     ) -> None:
-        await self._conn.execute(
+        self._conn.post(
             "INSERT INTO audit_log (at, actor, action, appeal_id, details) VALUES (?, ?, ?, ?, ?)",
             (to_db(now), actor, action, appeal_number, details),
         )

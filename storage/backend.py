@@ -20,11 +20,15 @@ Row = Any  # a row read by index (row[0]) and by column name (row["id"])
 
 
 class Connection(Protocol):
-    dialect: str  # "sqlite"
+    dialect: str  # "sqlite" or "postgresql"
     statements: int  # round trips so far
 
     async def execute(self, sql: str, params: Params = ()) -> int:
         """Run one statement; the number of rows it changed."""
+
+    def post(self, sql: str, params: Params = ()) -> None:
+        """Queue a write whose answer nobody waits for; it runs before any statement issued
+        after it, and the transaction waits for it (`flush`) and fails with its error."""
 
     async def fetchone(self, sql: str, params: Params = ()) -> Row | None:
         """The first row of one statement's result (write it to return at most one)."""

@@ -52,4 +52,4 @@ class BanRepository:
 
     async def mark_notified(self, identity: str) -> None:
         self._known.pop(identity, None)
-        await self._conn.execute("UPDATE bans SET notified = 1 WHERE identity = ?", (identity,))
+        self._conn.post("UPDATE bans SET notified = 1 WHERE identity = ?", (identity,))

@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
+from typing import Any, Protocol
 
 from storage.appeals import AppealRepository, ThreadRepository
 from storage.arrival import Arrival, ArrivalRepository
@@ -16,15 +17,17 @@ from storage.backend import Connection
 from storage.bans import BanRepository
 from storage.channel_state import ChannelStateRepository
 from storage.comments import CommentRepository
+from storage.dashboard import DashboardRepository
 from storage.drafts import DraftRepository
 from storage.events import ProcessedEventRepository
 from storage.inbox import InboxRepository
 from storage.migrate import migrate
 from storage.outbox import OutboxRepository
 from storage.questions import QuestionRepository
+from storage.reports import ReportQueries
 from storage.residents import ResidentRepository
 from storage.retention import RetentionRepository
-from storage.sqlite import SqliteConnection
+from storage.sqlite import SqliteConnection, to_the_end
 from storage.staff import StaffRepository
 
 BUSY_TIMEOUT_MS = 5000
@@ -49,14 +52,48 @@ class Tx:
         self.channel_state = ChannelStateRepository(conn)
         self.inbox = InboxRepository(conn)
         self.retention = RetentionRepository(conn)
+        self.dashboard = DashboardRepository(conn)
+        self.reports = ReportQueries(conn)
 
-    async def arrive(self, platform: str, user_id: str, identity: str) -> Arrival:
+    async def arrive(
+        self, platform: str, user_id: str, identity: str, event_id: str | None = None
+    ) -> Arrival:
         """What an update needs about its sender, in one round trip; the ban and the draft
         read are remembered for the rest of the update."""
-        arrival = await self.arrival.read(platform, user_id, identity)
+        arrival = await self.arrival.read(platform, user_id, identity, event_id)
         self.bans.know(identity, arrival.ban)
         self.drafts.know(platform, user_id, arrival.draft)
         return arrival
+
+
+class Store(Protocol):
+    """What the bot needs of a database, whichever the backend: storage.db.Database
+    (SQLite, the default) or storage.postgres.PostgresDatabase."""
+
+    commits: int
+    shared: bool  # several instances may work on it at once (PostgreSQL)
+
+    @property
+    def statements(self) -> int: ...
+
+    def transaction(self) -> AbstractAsyncContextManager[Tx]: ...
+
+    def read(self) -> AbstractAsyncContextManager[Tx]: ...
+
+    async def close(self) -> None: ...
+
+    async def exclusively(self, name: str, work: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        """Run `work` (a long-poll receiver, the deadline scheduler, retention) on one
+        instance at a time of those sharing the database; the others wait to take over."""
+
+
+async def open_store(url: str, *, pool_size: int = 10) -> Store:
+    """The database `[storage] url` names: sqlite:///PATH or postgresql://…"""
+    if url.startswith(("postgresql://", "postgres://")):
+        from storage.postgres import PostgresDatabase  # psycopg is loaded only when used
+
+        return await PostgresDatabase.open(url, pool_size=pool_size)
+    return await Database.open(url.removeprefix("sqlite:///"))
 
 
 class Database:
@@ -84,6 +121,13 @@ class Database:
         self._reader_lock = asyncio.Lock()
         self._closed = False
         self.commits = 0  # COMMITs done (one per group of updates), for tests and benches
+        self.shared = False  # one instance: the file is this process's alone
+
+    @property
+    def round_trips(self) -> int:
+        """Waits for the database so far (both connections): posted writes share one."""
+        reader = self._reader.round_trips if self._reader is not None else 0
+        return self._conn.round_trips + reader
 
     @property
     def statements(self) -> int:
@@ -156,10 +200,12 @@ class Database:
             assert batch is not None
             alone = self._units == 0
             if not alone:
-                await self._conn.control("SAVEPOINT unit")
+                self._conn.post("SAVEPOINT unit")
             try:
                 yield Tx(self._conn)
+                await self._conn.flush()  # the unit's posted writes, in one round trip
             except BaseException:
+                await to_the_end(self._conn.discard())
                 await self._undo_unit(alone)
                 raise
             self._units += 1
@@ -248,6 +294,10 @@ class Database:
             batch.set_result(None)
         else:
             batch.set_exception(error)
+
+    async def exclusively(self, name: str, work: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        """SQLite serves one instance: the work runs here, at once."""
+        await work()
 
     async def pragma(self, name: str) -> str:
         """Read one pragma's value (for tests and diagnostics)."""

@@ -41,7 +41,7 @@ class DraftRepository:
 
     async def save(self, platform: str, user_id: str, draft: Draft, now: datetime) -> None:
         self._known[(platform, user_id)] = Draft(draft.step, dict(draft.data), now)
-        await self._conn.execute(
+        self._conn.post(
             "INSERT INTO drafts (platform, user_id, step, data, updated_at) VALUES (?, ?, ?, ?, ?)"
             " ON CONFLICT (platform, user_id) DO UPDATE SET step = excluded.step,"
             " data = excluded.data, updated_at = excluded.updated_at",
@@ -50,7 +50,7 @@ class DraftRepository:
 
     async def delete(self, platform: str, user_id: str) -> None:
         self._known[(platform, user_id)] = None
-        await self._conn.execute(
+        self._conn.post(
             "DELETE FROM drafts WHERE platform = ? AND user_id = ?", (platform, user_id)
         )
 

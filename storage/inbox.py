@@ -52,7 +52,7 @@ class InboxRepository:
 
     async def mark_done(self, inbox_id: int, now: datetime) -> bool:
         """The update was handled (in the transaction of its effects); False if it had been
-        marked before."""
+        marked before (by another instance reading the same inbox)."""
         return (
             await self._conn.execute(
                 "UPDATE inbox SET done_at = ? WHERE id = ? AND done_at IS NULL",

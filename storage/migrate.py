@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from importlib import resources
+from importlib.resources.abc import Traversable
 
 from loguru import logger
 
@@ -21,8 +22,12 @@ class Migration:
 
 
 def available_migrations() -> list[Migration]:
-    """Every migration shipped with the package, ordered by version."""
-    folder = resources.files("storage") / "migrations"
+    """Every SQLite migration shipped with the package, ordered by version."""
+    return load_migrations(resources.files("storage") / "migrations")
+
+
+def load_migrations(folder: Traversable) -> list[Migration]:
+    """The migrations of one folder (one per dialect), ordered by version."""
     found: list[Migration] = []
     for entry in folder.iterdir():
         match = _NAME.match(entry.name)

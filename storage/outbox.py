@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import secrets
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -22,6 +23,33 @@ def new_send_key() -> int:
     return secrets.randbits(SEND_KEY_BITS) + 1
 
 
+@dataclass(frozen=True)
+class _Dialect:
+    """Where the dialects differ (the one place in this repository)."""
+
+    pending: str  # SQLite is told the index of pending rows; PostgreSQL plans by statistics
+    # Several instances share a PostgreSQL outbox: rows are claimed before they are sent
+    # (None: SQLite serves one instance, which has every row to itself).
+    claim: str | None
+    release: str  # a retried row's claim ends with the attempt
+    give_back: str | None  # claims given back unused
+
+
+_DIALECTS = {
+    "sqlite": _Dialect(
+        pending=" INDEXED BY outbox_pending", claim=None, release="", give_back=None
+    ),
+    "postgresql": _Dialect(
+        pending="",
+        claim="UPDATE outbox SET claimed_until = ? WHERE id IN (SELECT id FROM outbox"
+        " WHERE id = ANY(?) AND status = 'pending' AND (claimed_until IS NULL"
+        " OR claimed_until <= ?) FOR UPDATE SKIP LOCKED) RETURNING id",
+        release=", claimed_until = NULL",
+        give_back="UPDATE outbox SET claimed_until = NULL WHERE id = ANY(?)",
+    ),
+}
+
+
 def _outbox_row(row: Any) -> OutboxRow:
     return OutboxRow(
         id=row[0],
@@ -35,9 +63,29 @@ def _outbox_row(row: Any) -> OutboxRow:
     )
 
 
+_INSERT = (
+    "INSERT INTO outbox (platform, community, chat_id, body, appeal_id, next_attempt_at,"
+    " created_at, send_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def _values(
+    platform: str,
+    chat_id: str,
+    body: dict[str, Any],
+    now: datetime,
+    appeal_number: int | None,
+    community: str,
+) -> tuple[Any, ...]:
+    moment = to_db(now)
+    text = json.dumps(body, ensure_ascii=False)
+    return (platform, community, chat_id, text, appeal_number, moment, moment, new_send_key())
+
+
 class OutboxRepository:
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
+        self._sql = _DIALECTS[conn.dialect]
 
     async def add(
         self,
@@ -52,21 +100,24 @@ class OutboxRepository:
         """Queue a message to `chat_id` of `platform`, through its `community` ('' for the
         platform's main one)."""
         row = await self._conn.fetchone(
-            "INSERT INTO outbox (platform, community, chat_id, body, appeal_id, next_attempt_at,"
-            " created_at, send_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-            (
-                platform,
-                community,
-                chat_id,
-                json.dumps(body, ensure_ascii=False),
-                appeal_number,
-                to_db(now),
-                to_db(now),
-                new_send_key(),
-            ),
+            f"{_INSERT} RETURNING id",
+            _values(platform, chat_id, body, now, appeal_number, community),
         )
         assert row is not None
         return int(row[0])
+
+    async def queue(
+        self,
+        platform: str,
+        chat_id: str,
+        body: dict[str, Any],
+        now: datetime,
+        *,
+        appeal_number: int | None = None,
+        community: str = "",
+    ) -> None:
+        """As `add`, when nobody needs the row's id: it goes with the update's other writes."""
+        self._conn.post(_INSERT, _values(platform, chat_id, body, now, appeal_number, community))
 
     async def due_heads(
         self, now: datetime, platforms: Sequence[str], limit: int
@@ -131,7 +182,7 @@ class OutboxRepository:
         SQLite would walk the table from its first row, past every sent row kept."""
         row = await self._conn.fetchone(
             "SELECT created_at FROM outbox WHERE id = (SELECT min(id) FROM outbox"
-            " INDEXED BY outbox_pending WHERE status = 'pending')"
+            f"{self._sql.pending} WHERE status = 'pending')"
         )
         return from_db(row[0]) if row else None
 
@@ -149,8 +200,10 @@ class OutboxRepository:
             [(to_db(now), row.id) for row, _ in delivered],
         )
         await self._conn.executemany(
-            "INSERT OR REPLACE INTO sent_messages (platform, community, chat_id, message_id,"
-            " outbox_id, appeal_id) VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO sent_messages (platform, community, chat_id, message_id, outbox_id,"
+            " appeal_id) VALUES (?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (platform, community, chat_id, message_id) DO UPDATE"
+            " SET outbox_id = excluded.outbox_id, appeal_id = excluded.appeal_id",
             [
                 (row.platform, row.community, row.chat_id, mid, row.id, row.appeal_number)
                 for row, message_ids in delivered
@@ -158,10 +211,24 @@ class OutboxRepository:
             ],
         )
 
+    async def claim(self, ids: Sequence[int], now: datetime, until: datetime) -> set[int]:
+        """Take these pending rows for sending until `until`; the ids taken. Rows another
+        instance holds (its claim not yet expired, or being claimed right now) are left to
+        it. On SQLite, one instance: every row is this one's."""
+        if self._sql.claim is None or not ids:
+            return set(ids)
+        rows = await self._conn.fetchall(self._sql.claim, (to_db(until), list(ids), to_db(now)))
+        return {int(row[0]) for row in rows}
+
+    async def release(self, ids: Sequence[int]) -> None:
+        """Give back claims this instance will not use now."""
+        if self._sql.give_back is not None and ids:
+            await self._conn.execute(self._sql.give_back, (list(ids),))
+
     async def mark_retry(self, row_id: int, error: str, next_attempt_at: datetime) -> None:
         await self._conn.execute(
             "UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ?"
-            " WHERE id = ?",
+            f"{self._sql.release} WHERE id = ?",
             (error, to_db(next_attempt_at), row_id),
         )
 

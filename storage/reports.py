@@ -47,9 +47,13 @@ from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from storage.backend import Connection
 from storage.sqlite import SqliteConnection
+
+if TYPE_CHECKING:
+    from storage.postgres import PostgresConnection
 from storage.times import to_db
 
 # The report's indexes come with migration 4; an older file is upgraded by starting the bot.
@@ -57,10 +61,46 @@ MIN_SCHEMA_VERSION = 4
 BUSY_TIMEOUT_MS = 5000
 REGISTER_BATCH = 1000
 
-# Written exactly as in the index `appeals_by_answer_time` (migration 0004), or SQLite
-# would not use it.
-_ANSWER_DAYS = "(julianday(first_answer_at) - julianday(created_at))"
 SECONDS_PER_DAY = 86400
+
+
+@dataclass(frozen=True)
+class _Dialect:
+    """The SQL of this module that differs between the backends, in one place."""
+
+    figures: str  # the index of the period's counts
+    by_resident: str
+    answer_time: str
+    by_created: str
+    answer_days: str  # time to first answer, in days
+    on_time: str  # how many of a group were answered by the deadline
+    photos: str  # how many photos an appeal has
+
+
+_DIALECTS = {
+    # SQLite is told the indexes of migration 0004, and the time to first answer is written
+    # exactly as in the index `appeals_by_answer_time`, or SQLite would not use it.
+    "sqlite": _Dialect(
+        figures=" INDEXED BY appeals_figures",
+        by_resident=" INDEXED BY appeals_by_resident",
+        answer_time=" INDEXED BY appeals_by_answer_time",
+        by_created=" INDEXED BY appeals_by_created",
+        answer_days="(julianday(first_answer_at) - julianday(created_at))",
+        on_time="coalesce(sum(first_answer_at <= deadline_at), 0)",
+        photos="json_array_length(a.photos)",
+    ),
+    # PostgreSQL plans by its statistics and aggregates by hashing.
+    "postgresql": _Dialect(
+        figures="",
+        by_resident="",
+        answer_time="",
+        by_created="",
+        answer_days="(extract(epoch FROM first_answer_at::timestamptz"
+        " - created_at::timestamptz)::float8 / 86400)",
+        on_time="count(*) FILTER (WHERE first_answer_at <= deadline_at)",
+        photos="json_array_length(a.photos::json)",
+    ),
+}
 
 Counts = tuple[tuple[str, int], ...]
 
@@ -176,6 +216,22 @@ async def connect_read_only(path: Path) -> SqliteConnection:
     return conn
 
 
+async def connect_reader(source: Path | str) -> SqliteConnection | PostgresConnection:
+    """A connection that cannot write: to a SQLite file, or to a PostgreSQL URL."""
+    if isinstance(source, Path):
+        return await connect_read_only(source)
+    from storage.postgres import connect, schema_version
+
+    try:
+        conn = await connect(source, read_only=True)
+    except Exception as error:  # psycopg.Error: the URL is not shown (it may hold a password)
+        raise ReportError(f"cannot connect to PostgreSQL ({type(error).__name__})") from error
+    if await schema_version(conn) < MIN_SCHEMA_VERSION:
+        await conn.close()
+        raise ReportError("the PostgreSQL database holds no appeals-bot schema")
+    return conn
+
+
 def nearest_rank_offsets(n: int, percents: Sequence[int]) -> list[int]:
     """0-based positions of the nearest-rank percentiles among n sorted values."""
     return [max(0, math.ceil(p * n / 100) - 1) for p in percents]
@@ -187,13 +243,14 @@ class ReportQueries:
 
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
+        self._sql = _DIALECTS[conn.dialect]
 
     async def figures(self, since: datetime, until: datetime) -> Figures:
         period = (to_db(since), to_db(until))
         groups = await self._conn.fetchall(
             "SELECT kind, category, settlement, platform, community, status, rating, count(*),"
-            " count(first_answer_at), coalesce(sum(first_answer_at <= deadline_at), 0)"
-            " FROM appeals INDEXED BY appeals_figures WHERE created_at >= ? AND created_at < ?"
+            f" count(first_answer_at), {self._sql.on_time}"
+            f" FROM appeals{self._sql.figures} WHERE created_at >= ? AND created_at < ?"
             " GROUP BY kind, category, settlement, platform, community, status, rating",
             period,
         )
@@ -228,8 +285,9 @@ class ReportQueries:
             else:
                 unrated += with_answer
         row = await self._conn.fetchone(
-            "SELECT count(*) FROM (SELECT resident_id FROM appeals INDEXED BY appeals_by_resident"
-            " WHERE created_at >= ? AND created_at < ? AND kind = 'appeal' GROUP BY resident_id)",
+            f"SELECT count(*) FROM (SELECT resident_id FROM appeals{self._sql.by_resident}"
+            " WHERE created_at >= ? AND created_at < ? AND kind = 'appeal'"
+            " GROUP BY resident_id) AS r",
             period,
         )
         residents = int(row[0]) if row else 0
@@ -269,9 +327,9 @@ class ReportQueries:
         found: list[int | None] = []
         for offset in nearest_rank_offsets(answered, percents):
             row = await self._conn.fetchone(
-                f"SELECT {_ANSWER_DAYS} FROM appeals INDEXED BY appeals_by_answer_time"
+                f"SELECT {self._sql.answer_days} FROM appeals{self._sql.answer_time}"
                 " WHERE first_answer_at IS NOT NULL AND created_at >= ? AND created_at < ?"
-                f" AND kind = 'appeal' ORDER BY {_ANSWER_DAYS} LIMIT 1 OFFSET ?",
+                f" AND kind = 'appeal' ORDER BY {self._sql.answer_days} LIMIT 1 OFFSET ?",
                 (*period, offset),
             )
             found.append(round(row[0] * SECONDS_PER_DAY) if row else None)
@@ -283,8 +341,8 @@ class ReportQueries:
         result = []
         for since, until in bounds:
             rows = await self._conn.fetchall(
-                "SELECT category, count(*), coalesce(sum(first_answer_at <= deadline_at), 0)"
-                " FROM appeals INDEXED BY appeals_by_created"
+                f"SELECT category, count(*), {self._sql.on_time}"
+                f" FROM appeals{self._sql.by_created}"
                 " WHERE created_at >= ? AND created_at < ? AND kind = 'appeal'"
                 " GROUP BY category",
                 (to_db(since), to_db(until)),
@@ -307,7 +365,7 @@ class ReportQueries:
         """Every appeal in number order, `batch` rows at a time (never all in memory)."""
         rows_of = self._conn.stream(
             "SELECT a.id, a.created_at, a.status, a.category, a.settlement, a.platform, a.text,"
-            " a.place, a.latitude, a.longitude, json_array_length(a.photos), a.contact_name,"
+            f" a.place, a.latitude, a.longitude, {self._sql.photos}, a.contact_name,"
             " a.contact_phone, a.deadline_at, a.first_answer_at, a.rating,"
             " (SELECT e.text FROM appeal_events e WHERE e.appeal_id = a.id"
             "  AND e.kind = 'answer' ORDER BY e.id DESC LIMIT 1), a.kind, a.community"

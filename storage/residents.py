@@ -96,7 +96,7 @@ class ResidentRepository:
         display_name: str | None,
         now: datetime,
     ) -> None:
-        await self._conn.execute(
+        self._conn.post(
             "UPDATE residents SET consent_at = ?, consent_version = ?, consent_text_hash = ?,"
             " consent_platform = platform, display_name = ? WHERE id = ?",
             (to_db(now), version, text_hash, display_name, resident_id),
@@ -104,7 +104,7 @@ class ResidentRepository:
 
     async def withdraw_consent(self, resident_id: int) -> None:
         """Forget the consent and the name; the identity row stays so the chat still works."""
-        await self._conn.execute(
+        self._conn.post(
             "UPDATE residents SET consent_at = NULL, consent_version = NULL,"
             " consent_text_hash = NULL, consent_platform = NULL, display_name = NULL"
             " WHERE id = ?",

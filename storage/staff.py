@@ -38,17 +38,25 @@ class StaffMember:
         return self.moderator or settlement in self.settlements
 
 
+# Where the dialects differ (the one place in this repository): on PostgreSQL the scratch
+# table lives for one transaction (behind pgbouncer a session is not the client's own).
+_SCRATCH = {
+    "sqlite": "CREATE TEMP TABLE IF NOT EXISTS wanted_staff"
+    " (identity TEXT, role TEXT, settlement TEXT)",
+    "postgresql": "CREATE TEMP TABLE IF NOT EXISTS wanted_staff"
+    " (identity TEXT, role TEXT, settlement TEXT) ON COMMIT DROP",
+}
+
+
 class StaffRepository:
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
+        self._scratch = _SCRATCH[conn.dialect]
 
     async def seed(self, rows: Iterable[tuple[str, str, str]], now: datetime) -> None:
         """Make the config rows (identity, role, settlement) exactly the given ones."""
         wanted = set(rows)
-        await self._conn.execute(
-            "CREATE TEMP TABLE IF NOT EXISTS wanted_staff"
-            " (identity TEXT, role TEXT, settlement TEXT)"
-        )
+        await self._conn.execute(self._scratch)
         await self._conn.execute("DELETE FROM wanted_staff")
         await self._conn.executemany("INSERT INTO wanted_staff VALUES (?, ?, ?)", wanted)
         await self._conn.execute(

@@ -3,7 +3,9 @@ tmp_path, in-memory channels, a controllable clock, and people who type and pres
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -15,6 +17,7 @@ from bot.channels.memory import MemoryChannel
 from bot.cli import example_config_path
 from bot.config import Config, StorageSection, load_config
 from handlers.messages import Outgoing
+from storage.db import Database, Store
 
 START = datetime(2026, 3, 2, 6, 0, tzinfo=UTC)  # 11:00 in Asia/Yekaterinburg
 
@@ -112,9 +115,11 @@ class Harness:
         return [m for channel in self.channels.values() for m in channel.sent]
 
 
-def make_config(db_path: Path, **sections: Any) -> Config:
+def make_config(db_path: Path | str, **sections: Any) -> Config:
+    """The example config on the SQLite file `db_path`, or on the database URL given."""
     config = load_config(example_config_path())
-    update: dict[str, Any] = {"storage": StorageSection(url=f"sqlite:///{db_path}")}
+    url = db_path if isinstance(db_path, str) else f"sqlite:///{db_path}"
+    update: dict[str, Any] = {"storage": StorageSection(url=url, pool_size=4)}
     # Tests type far faster than people, on a frozen clock: flood control is tested on
     # its own (tests/test_flood.py) and kept out of the way elsewhere.
     sections = {"limits": {"messages_per_minute": 10_000}} | sections
@@ -153,8 +158,10 @@ OFFICE_ADMINS = {"sergino": ["tg:500"], "andra": ["vk:600"]}
 OFFICE_MODERATOR = "tg:900"
 
 
-def office_config(tmp_path: Path, **sections: Any) -> Config:
-    config = make_config(tmp_path / "appeals.db", **sections)
+def office_config(tmp_path: Path | str, **sections: Any) -> Config:
+    """The district office on tmp_path/appeals.db, or on the database URL given."""
+    where = tmp_path if isinstance(tmp_path, str) else tmp_path / "appeals.db"
+    config = make_config(where, **sections)
     settlements = [
         s.model_copy(update={"admins": OFFICE_ADMINS.get(s.code, [])}) for s in config.settlements
     ]
@@ -179,3 +186,84 @@ def admin(office: Harness) -> Person:
 @pytest.fixture
 def moderator(office: Harness) -> Person:
     return office.person("900", "Модератор", platform="tg")
+
+
+# Folders of files a test run leaves for people to look at (the dashboard's screenshots),
+# named at the end of the run.
+ARTEFACTS: list[Path] = []
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    for folder in dict.fromkeys(ARTEFACTS):
+        terminalreporter.write_line(f"artefacts: {folder}")
+
+
+# --- PostgreSQL (SPEC §15) --------------------------------------------------------------------
+
+POSTGRES_VAR = "APPEALS_TEST_POSTGRES_URL"
+BACKENDS = ("sqlite", "postgresql")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A test that takes `backend` runs over both backends, unless it also reads the SQLite
+    file itself (`db_path`): then it is SQLite's own."""
+    if "backend" in metafunc.fixturenames:
+        both = "db_path" not in metafunc.fixturenames
+        metafunc.parametrize("backend", BACKENDS if both else BACKENDS[:1], indirect=True)
+
+
+@pytest.fixture
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(getattr(request, "param", "sqlite"))
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> str:
+    """The PostgreSQL server of APPEALS_TEST_POSTGRES_URL; the test is skipped, saying so,
+    where it is unset or nothing answers there."""
+    import psycopg
+
+    url = os.environ.get(POSTGRES_VAR, "")
+    if not url:
+        pytest.skip(f"{POSTGRES_VAR} is not set: no PostgreSQL server to test against")
+    try:
+        psycopg.connect(url, connect_timeout=3).close()
+    except psycopg.Error as error:
+        pytest.skip(f"{POSTGRES_VAR}: no PostgreSQL server reachable ({type(error).__name__})")
+    return url
+
+
+def with_schema(url: str, schema: str) -> str:
+    """The URL with every connection's search_path set to `schema`."""
+    return f"{url}{'&' if '?' in url else '?'}options=-csearch_path%3D{schema}"
+
+
+@pytest.fixture
+def postgres_url(postgres_server: str) -> Iterator[str]:
+    """A schema of its own on the test server for one test, dropped afterwards."""
+    import psycopg
+
+    schema = f"appeals_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(postgres_server, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    try:
+        yield with_schema(postgres_server, schema)
+    finally:
+        with psycopg.connect(postgres_server, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+@pytest.fixture
+def storage_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    """The `[storage] url` of the test's backend (SQLite: tmp_path/appeals.db)."""
+    if backend == "postgresql":
+        return str(request.getfixturevalue("postgres_url"))
+    return f"sqlite:///{tmp_path / 'appeals.db'}"
+
+
+async def open_test_store(url: str) -> Store:
+    if url.startswith("sqlite:///"):
+        return await Database.open(url.removeprefix("sqlite:///"))
+    from storage.postgres import PostgresDatabase
+
+    return await PostgresDatabase.open(url, pool_size=4)

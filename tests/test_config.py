@@ -535,8 +535,8 @@ def test_enabled_channel_without_token(tmp_path: Path) -> None:
             "ok.webhook_path: 'ok/webhook' must start with '/'",
         ),
         (
-            {"APPEALS_STORAGE__URL": "postgresql://u:p@db/appeals"},
-            "storage.url: only sqlite:///PATH is supported in this version",
+            {"APPEALS_STORAGE__URL": "mysql://u:p@db/appeals"},
+            "storage.url: expected sqlite:///PATH or postgresql://user:pass@host:5432/db",
         ),
         (
             {"APPEALS_BOT__TIMEZONE": "Asia/Nowhere"},

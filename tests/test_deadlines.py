@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 import bot.scheduler
-from bot.app import App, handler_settings
+from bot.app import App
+from bot.settings import handler_settings
 from handlers import texts
 from handlers.figures.deadlines import deadline_pass
 from tests.conftest import Clock, Harness, Person, office_config

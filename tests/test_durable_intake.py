@@ -31,6 +31,9 @@ from typing import Any
 import aiohttp
 import pytest
 
+from tests.fakes.max import SEND_MESSAGE as MAX_SEND
+from tests.fakes.max import TOKEN as MAX_TOKEN
+from tests.fakes.max import FakeMax
 from tests.fakes.ok import TOKEN as OK_TOKEN
 from tests.fakes.ok import FakeOK
 from tests.fakes.telegram import TOKEN as TG_TOKEN
@@ -53,6 +56,7 @@ VK_TOKEN = "vk1.a.durable-intake-token-0123456789"
 VK_SECRET = "vk-callback-secret"
 TG_SECRET = "tg-webhook-secret"
 OK_SECRET = "Ok-webhook_secret-1234567890"
+MAX_SECRET = "max-webhook-secret"
 UPDATES = 300
 CONCURRENT_POSTS = 16
 BATCH = 40
@@ -67,19 +71,20 @@ def free_port() -> int:
 
 
 class Fakes:
-    """The three fake platforms, in this process."""
+    """The four fake platforms, in this process."""
 
     def __init__(self) -> None:
         self.vk = FakeVK(GROUP, hold_seconds=0.2)
         self.tg = FakeTelegram()
         self.ok = FakeOK()
+        self.max = FakeMax()
 
     async def start(self) -> None:
-        for fake in (self.vk, self.tg, self.ok):
+        for fake in (self.vk, self.tg, self.ok, self.max):
             await fake.start()
 
     async def stop(self) -> None:
-        for fake in (self.vk, self.tg, self.ok):
+        for fake in (self.vk, self.tg, self.ok, self.max):
             await fake.stop()
 
 
@@ -119,6 +124,15 @@ def channel_sections(fakes: Fakes, *, vk_mode: str, tg_mode: str) -> dict[str, d
             "webhook_url": "https://bot.example.ru/ok/webhook",
             "webhook_secret": OK_SECRET,
             "send_rate": 0,
+        },
+        "max": {
+            "token": MAX_TOKEN,
+            "api_url": fakes.max.url,
+            "mode": "webhook",
+            "webhook_url": "https://bot.example.ru/max/webhook",
+            "webhook_secret": MAX_SECRET,
+            "send_rate": 0,
+            "per_chat_rate": 0,
         },
     }
 
@@ -224,6 +238,20 @@ def door(platform: str, fakes: Fakes, port: int) -> Door:
             tg_fail,
             tg._failures.clear,
         )
+    if platform == "max":
+        mx = fakes.max
+
+        def max_fail() -> None:
+            mx.fail_method(MAX_SEND, 500, 1_000_000)
+
+        return Door(
+            f"{base}/max/webhook",
+            {"X-Max-Bot-Api-Secret": MAX_SECRET},
+            lambda user: mx.message(user, "Меню", push=False),
+            lambda: Counter(m.user_id for m in mx.sent),
+            max_fail,
+            mx.heal,
+        )
     ok = fakes.ok
 
     def ok_fail() -> None:
@@ -265,7 +293,7 @@ async def post_all(http: aiohttp.ClientSession, entrance: Door, users: list[int]
 
 
 @pytest.mark.parametrize("stop", ["sigkill", "sigterm"])
-@pytest.mark.parametrize("platform", ["vk", "tg", "ok"])
+@pytest.mark.parametrize("platform", ["vk", "tg", "ok", "max"])
 async def test_every_acknowledged_webhook_is_handled_once_after_a_stop(
     tmp_path: Path, fakes: Fakes, platform: str, stop: str
 ) -> None:

@@ -158,11 +158,15 @@ async def test_healthz_names_the_database_while_another_process_holds_its_lock(
     config = serving(vk_config(tmp_path, fake))
     app = App(config, [VkChannel(config.vk)])
     await app.start()
-    other = sqlite3.connect(config.storage.sqlite_path, isolation_level=None, timeout=10)
+    # A manual sqlite3 session, driven from a thread: while it waits for the write lock, the
+    # bot's transaction in progress needs the loop to reach its COMMIT.
+    other = sqlite3.connect(
+        config.storage.sqlite_path, isolation_level=None, timeout=10, check_same_thread=False
+    )
     try:
         await health_is(app, 200)
         app.monitor.db_timeout = 0.3
-        other.execute("BEGIN IMMEDIATE")  # a manual sqlite3 session holds the write lock
+        await asyncio.to_thread(other.execute, "BEGIN IMMEDIATE")  # holds the write lock
         try:
             body = await health_is(app, 503, naming="database")
             assert body["failing"] == ["database: no answer within 0.3 s"]
@@ -171,7 +175,7 @@ async def test_healthz_names_the_database_while_another_process_holds_its_lock(
             assert ("appeals_bot_outbox_pending", ()) not in samples
             assert value(samples, "appeals_bot_channel_receiving", platform="vk") == 1
         finally:
-            other.execute("ROLLBACK")
+            await asyncio.to_thread(other.execute, "ROLLBACK")
         body = await health_is(app, 200)
         assert body["database"] == "ok"
         assert value(await scrape(app), "appeals_bot_database_up") == 1

@@ -4,6 +4,7 @@ never stops the worker. Against the fake VK server, through the Callback API."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -105,9 +106,10 @@ async def test_a_row_that_cannot_be_handled_does_not_stop_the_worker(
     try:
         await vk.app.inbox.stop()
         # A row no handler can read (written by hand: the door accepts only JSON).
-        vk.rows(
+        await asyncio.to_thread(
+            vk.rows,
             "INSERT INTO inbox (platform, sender, body, received_at)"
-            " VALUES ('vk', '8201', '{not json', '2026-03-02T06:00:00.000000Z')"
+            " VALUES ('vk', '8201', '{not json', '2026-03-02T06:00:00.000000Z')",
         )
         vk.app.inbox.start()
         assert await vk.post(vk.update(8202)) == 200

@@ -9,7 +9,7 @@ from typing import TypeVar
 
 import pytest
 
-from bot.app import handler_settings
+from bot.settings import handler_settings
 from handlers import texts
 from handlers.context import Work
 from handlers.staff import actions

@@ -12,17 +12,20 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import psycopg
 import pytest
 
 import storage
 from storage.appeals import AppealRepository
-from storage.db import Database, Tx
+from storage.db import Database, Store, Tx
 from storage.migrate import _NAME, available_migrations
 from storage.models import Draft, Photo, Resident, Status
 from storage.sqlite import SqliteConnection
 from storage.times import to_db
+from tests.conftest import open_test_store
 
 NOW = datetime(2026, 3, 2, 6, 0, tzinfo=UTC)
+INTEGRITY_ERRORS = (sqlite3.IntegrityError, psycopg.IntegrityError)
 NEWEST = len(available_migrations())
 
 # Text a resident may well type, and text an attacker may type: all must come back as given.
@@ -74,8 +77,9 @@ def db_path(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-async def db(db_path: Path) -> AsyncIterator[Database]:
-    database = await Database.open(db_path)
+async def db(storage_url: str) -> AsyncIterator[Store]:
+    """The database of the test's backend: SQLite at db_path, or a PostgreSQL schema."""
+    database = await open_test_store(storage_url)
     yield database
     await database.close()
 
@@ -124,7 +128,7 @@ async def resident_then_crash(db: Database) -> None:
 # --- opening and pragmas -------------------------------------------------------------------
 
 
-async def test_open_sets_the_pragmas_of_spec_7(db: Database) -> None:
+async def test_open_sets_the_pragmas_of_spec_7(db: Database, db_path: Path) -> None:
     assert await db.pragma("journal_mode") == "wal"
     assert await db.pragma("synchronous") == "2"  # FULL
     assert await db.pragma("foreign_keys") == "1"
@@ -133,7 +137,7 @@ async def test_open_sets_the_pragmas_of_spec_7(db: Database) -> None:
     assert await db.pragma("user_version") == str(NEWEST)
 
 
-async def test_no_statement_runs_on_the_event_loop(db: Database) -> None:
+async def test_no_statement_runs_on_the_event_loop(db: Database, db_path: Path) -> None:
     """aiosqlite is the only way to the database (SPEC §2): every statement of an update,
     its transaction control and its COMMIT run in aiosqlite's thread."""
     threads: set[int] = set()
@@ -184,7 +188,7 @@ async def test_wal_mode_is_stored_in_the_file(db: Database, db_path: Path) -> No
 
 
 async def test_foreign_keys_are_enforced(db: Database) -> None:
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(INTEGRITY_ERRORS):
         async with db.transaction() as tx:
             await tx.thread.add(999, kind="note", author="resident", now=NOW, text="orphan")
 
@@ -361,7 +365,9 @@ async def test_database_is_usable_after_a_rollback(db: Database) -> None:
         assert await tx.residents.find("vk", "1001") is None
 
 
-async def test_concurrent_transactions_do_not_interleave(db: Database) -> None:
+async def test_concurrent_transactions_do_not_interleave(db: Database, db_path: Path) -> None:
+    """SQLite's one writer runs updates one after another (PostgreSQL runs them side by
+    side, each in its own transaction)."""
     log: list[str] = []
 
     async def writer(name: str) -> int:
@@ -641,7 +647,7 @@ async def test_status_changes_and_open_only_filter(db: Database) -> None:
 async def test_status_outside_the_list_is_refused(db: Database) -> None:
     async with db.transaction() as tx:
         number = await make_appeal(tx, await make_resident(tx))
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(INTEGRITY_ERRORS):
         async with db.transaction() as tx:
             await tx.appeals.set_status(number, "lost", NOW)  # type: ignore[arg-type]
 

@@ -3,6 +3,7 @@ the real app on a SQLite file (SPEC §3 `vk` row, issue «VK channel»)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 from collections.abc import AsyncIterator
@@ -296,8 +297,12 @@ async def test_a_resend_of_the_same_row_is_not_a_duplicate(vk: VkBot) -> None:
     resident = vk.person(RESIDENT)
     await resident.say("Здравствуйте")
     # As if the process had died after sending but before marking the row sent:
-    with sqlite3.connect(vk.config.storage.sqlite_path) as raw:
-        raw.execute("UPDATE outbox SET status = 'pending'")
+
+    def unmark() -> None:  # in a thread: the bot's transaction in progress needs the loop
+        with sqlite3.connect(vk.config.storage.sqlite_path, timeout=10) as raw:
+            raw.execute("UPDATE outbox SET status = 'pending'")
+
+    await asyncio.to_thread(unmark)
     await vk.app.delivery.drain()
     assert len(vk.fake.calls_of("messages.send")) == 2  # it was sent again…
     assert len(resident.inbox) == 1  # VK recognised the random_id

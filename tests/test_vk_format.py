@@ -147,3 +147,20 @@ def test_random_id_is_stable_and_distinct() -> None:
     assert random_id(None, 0) == 0
     assert random_id(5, 0) == random_id(5, 0) != random_id(5, 1)
     assert len({random_id(row, chunk) for row in range(1, 50) for chunk in range(3)}) == 147
+
+
+@pytest.mark.parametrize(
+    "deleted",
+    [
+        {"owner_id": -77, "id": 15, "user_id": 501, "post_id": 9},  # the official schema
+        {"owner_id": -77, "id": 15, "deleter_id": 501, "post_id": 9},  # VK's documentation
+        {"owner_id": -77, "id": 15, "deleter_id": -77, "post_id": 9},  # by the community
+    ],
+)
+def test_a_deleted_comment_is_read_whoever_deleted_it(deleted: dict[str, Any]) -> None:
+    parsed = parse_update(
+        {"type": "wall_reply_delete", "object": deleted, "group_id": 77, "event_id": "e1"}
+    )
+    assert parsed.incoming.comment is not None
+    assert parsed.incoming.comment.action == "delete"
+    assert parsed.incoming.comment.comment_id == "15"

@@ -60,7 +60,7 @@ from bot.channels.max_format import (
 from bot.config import MaxSection
 from bot.inbox import Accepted
 from bot.pagination import PageMemory, keyboard_pages
-from bot.photos import PhotoUnavailable
+from bot.photos import PhotoUnavailable, attach_photos
 from bot.render import split_text
 from handlers import texts
 from handlers.messages import CommentTarget, Keyboard, Outgoing, Photo
@@ -202,8 +202,14 @@ class MaxChannel(Channel):
                 self._spawn(self._subscribe(bot), f"max-subscribe-{bot.key or 'main'}")
         else:
             self.expect_polls()
+            # One instance at a time polls each bot (several on one database, SPEC §15).
             for bot in self._bots.values():
-                self._spawn(self._poll_forever(bot), f"max-polling-{bot.key or 'main'}")
+                self._spawn(
+                    runtime.db.exclusively(
+                        bot.marker_key, functools.partial(self._poll_forever, bot)
+                    ),
+                    f"max-polling-{bot.key or 'main'}",
+                )
 
     def _spawn(self, coroutine: Any, name: str) -> None:
         self._tasks.append(asyncio.create_task(coroutine, name=name))
@@ -524,17 +530,9 @@ class MaxChannel(Channel):
         self, message: Outgoing, bot: _MaxBot
     ) -> tuple[list[AttachmentUpload], list[str]]:
         """Image attachments for the photos; links for those that could not be uploaded."""
-        images: list[AttachmentUpload] = []
-        links: list[str] = []
-        for photo in message.photos:
-            attachment = None
-            if len(images) < MAX_PHOTOS:
-                attachment = await self._image(photo, bot)
-            if attachment is not None:
-                images.append(attachment)
-            else:
-                links.append(photo.url or texts.PHOTOS_ONLY)
-        return images, links
+        return await attach_photos(
+            message.photos, MAX_PHOTOS, functools.partial(self._image, bot=bot)
+        )
 
     async def _image(self, photo: Photo, bot: _MaxBot) -> AttachmentUpload | None:
         """A MAX photo this bot received, by its token; any other (from another messenger or

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hmac
 import json
 import math
@@ -41,7 +42,7 @@ from bot.ok_api import (
     parse_webhook,
 )
 from bot.pagination import KeyboardLimits, PageMemory, keyboard_pages
-from bot.photos import PhotoUnavailable
+from bot.photos import PhotoUnavailable, attach_photos
 from bot.render import split_text
 from handlers import texts
 from handlers.messages import Incoming, Keyboard, Location, Outgoing, Photo
@@ -360,17 +361,9 @@ class OkChannel(Channel):
         """IMAGE attachments, uploaded; links for the photos that could not be."""
         assert self._runtime is not None
         room = MAX_ATTACHMENTS - (1 if message.keyboard and message.keyboard.rows else 0)
-        images: list[Attachment] = []
-        links: list[str] = []
-        for photo in message.photos:
-            attachment = None
-            if len(images) < room:
-                attachment = await self._image(photo, group)
-            if attachment is not None:
-                images.append(attachment)
-            else:
-                links.append(photo.url or texts.PHOTOS_ONLY)
-        return images, links
+        return await attach_photos(
+            message.photos, room, functools.partial(self._image, group=group)
+        )
 
     async def _image(self, photo: Photo, group: _Group) -> Attachment | None:
         """Every photo is uploaded, those received on OK too (fetched from the URL OK gave):

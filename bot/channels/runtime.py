@@ -14,7 +14,7 @@ from bot.ratelimit import RateLimiter
 from bot.web import WebServer
 from handlers.engine import Clock
 from handlers.messages import Incoming, Photo
-from storage.db import Database
+from storage.db import Store
 
 
 class Intake(Protocol):
@@ -43,7 +43,7 @@ class PhotoSource(Protocol):
 class Runtime:
     intake: Intake
     admit: Admit
-    db: Database
+    db: Store
     web: WebServer
     clock: Clock
     inbox: Inbox

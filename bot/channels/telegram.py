@@ -155,8 +155,14 @@ class TelegramChannel(Channel):
             runtime.inbox.register(PLATFORM, self._from_inbox)
         else:
             self.expect_polls()
+            # One instance at a time polls each bot (several on one database, SPEC §15).
             for bot in self._bots.values():
-                self._spawn(self._poll_forever(bot), f"tg-polling-{bot.key or 'main'}")
+                self._spawn(
+                    runtime.db.exclusively(
+                        bot.offset_key, functools.partial(self._poll_forever, bot)
+                    ),
+                    f"tg-polling-{bot.key or 'main'}",
+                )
         for bot in self._bots.values():
             self._spawn(self._set_up(bot), f"tg-setup-{bot.key or 'main'}")
 

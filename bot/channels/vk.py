@@ -46,6 +46,7 @@ from bot.channels.vk_format import (
 from bot.config import VkSection
 from bot.inbox import Accepted
 from bot.pagination import PageMemory, keyboard_pages
+from bot.photos import attach_photos
 from bot.render import split_text
 from handlers import texts
 from handlers.messages import COMMENT_DELETE, CommentTarget, Keyboard, Outgoing, Photo
@@ -164,9 +165,13 @@ class VkChannel(Channel):
             runtime.inbox.register(PLATFORM, self._from_inbox)
         else:
             self.expect_polls()
+            # One instance at a time polls each community (several on one database, SPEC §15).
             for community in self._communities.values():
+                work = functools.partial(self._poll_forever, community)
                 name = f"vk-longpoll-{community.group_id}"
-                self._tasks.append(asyncio.create_task(self._poll_forever(community), name=name))
+                self._tasks.append(
+                    asyncio.create_task(runtime.db.exclusively(community.ts_key, work), name=name)
+                )
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -470,26 +475,15 @@ class VkChannel(Channel):
     async def _attachments(
         self, message: Outgoing, community: _Community
     ) -> tuple[list[str], list[str]]:
-        """VK attachment strings for the photos; those that cannot be attached become links
-        in the text — a photo is never silently dropped. A photo received by this very
-        community is attached as it came; any other is uploaded anew."""
-        attachments: list[str] = []
-        links: list[str] = []
-        for photo in message.photos:
-            attachment = None
-            if len(attachments) < MAX_ATTACHMENTS:
-                attachment = (
-                    photo.ref
-                    if photo.platform == PLATFORM and photo.community == community.key
-                    else await self._upload(message.chat_id, photo, community)
-                )
-            if attachment:
-                attachments.append(attachment)
-            elif photo.url:
-                links.append(photo.url)
-            else:
-                links.append(texts.PHOTOS_ONLY)
-        return attachments, links
+        """VK attachment strings for the photos (one this very community received by its
+        reference, any other uploaded anew); the rest become links in the text (bot/photos.py)."""
+
+        async def attach(photo: Photo) -> str | None:
+            if photo.platform == PLATFORM and photo.community == community.key:
+                return photo.ref
+            return await self._upload(message.chat_id, photo, community)
+
+        return await attach_photos(message.photos, MAX_ATTACHMENTS, attach)
 
     async def _upload(self, chat_id: str, photo: Photo, community: _Community) -> str | None:
         """A photo from another messenger (or community) re-uploaded to VK (§1.9); None if

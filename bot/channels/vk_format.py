@@ -191,10 +191,13 @@ def comment_chat(owner_id: int, post_id: int) -> str:
 def _wall_comment(action: str, obj: dict[str, Any], event_id: str | None) -> Parsed:
     """A comment under a post. The community's own comments (from_id < 0: its posts'
     discussion, and the bot's own answers, which VK sends back as wall_reply_new) are not
-    for us. A deletion names the comment and its author (`user_id`), not its text."""
+    for us. A deletion names the comment, not its text; who deleted it does not matter (the
+    item is found by the comment's id), even when it was the community itself."""
     owner_id, post_id, comment_id = int(obj["owner_id"]), int(obj["post_id"]), int(obj["id"])
     if action == COMMENT_DELETE:
-        author = int(obj.get("user_id") or 0)
+        # The schema (callback_wall_comment_delete) says `user_id`; VK's documentation and
+        # its callbacks say `deleter_id` (the author, a moderator or the community).
+        author = int(obj.get("user_id") or obj.get("deleter_id") or owner_id)
         text = ""
         photos: tuple[Photo, ...] = ()
         date = None
@@ -210,7 +213,7 @@ def _wall_comment(action: str, obj: dict[str, Any], event_id: str | None) -> Par
             if p
         )
         date = obj.get("date")
-    if author <= 0:
+    if author <= 0 and action != COMMENT_DELETE:
         raise NotForUs("the community's own comment")
     link = COMMENT_URL.format(owner_id=owner_id, post_id=post_id, comment_id=comment_id)
     thread = obj.get("parents_stack")

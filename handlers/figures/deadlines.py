@@ -40,7 +40,7 @@ from handlers.messages import Outgoing
 from handlers.notify import chat_of, queue
 from handlers.settings import HandlerSettings
 from handlers.text_input import neutralise_bidi
-from storage.db import Database, Tx
+from storage.db import Store, Tx
 from storage.models import Appeal
 
 REMINDER = "reminder"
@@ -59,7 +59,7 @@ class PassResult:
 
 
 async def deadline_pass(
-    db: Database, settings: HandlerSettings, now: datetime, *, limit: int = PASS_LIMIT
+    db: Store, settings: HandlerSettings, now: datetime, *, limit: int = PASS_LIMIT
 ) -> PassResult:
     """Send the reminders and escalations due at `now` that were not sent yet."""
     outgoing: list[Outgoing] = []

@@ -480,6 +480,7 @@ async def remove_staff(work: Work, actor: StaffMember, identity: str) -> Outcome
     removed = await work.tx.staff.remove(identity)
     if not removed:
         return _refused(texts.STAFF_NOT_FOUND.format(identity=identity))
+    await work.tx.dashboard.end_sessions_of(identity)
     text = texts.STAFF_REMOVED.format(identity=identity)
     if any(row.source == "config" for row in removed):
         text += "\n" + texts.STAFF_REMOVED_CONFIG

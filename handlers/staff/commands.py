@@ -4,13 +4,16 @@ may do what: the action does."""
 
 from __future__ import annotations
 
+import secrets
+from datetime import timedelta
+
 from handlers import texts
 from handlers.context import Context
 from handlers.identity import PLATFORMS
 from handlers.staff import actions
 from handlers.staff.actions import Outcome
 from handlers.staff.args import UsageError, identity_and_text, number_and_text
-from handlers.staff.views import member, staff_list
+from handlers.staff.views import audit, member, staff_list
 from handlers.text_input import visible_length
 from storage.staff import MODERATOR
 
@@ -113,3 +116,32 @@ async def cmd_staff(ctx: Context, args: str) -> None:
         tell(ctx, await actions.remove_staff(ctx.work, member(ctx), identity))
     else:
         raise UsageError
+
+
+# The dashboard's sign-in links (SPEC §16): valid this long, at most this many per person
+# within that time (a link is 256 random bits; the cap keeps a stolen chat from minting
+# links without end and the table small).
+LOGIN_VALID = timedelta(minutes=10)
+LOGINS_PER_WINDOW = 5
+
+
+async def cmd_web(ctx: Context, args: str) -> None:
+    """`/web`: a one-time link that signs this person in to the web dashboard. Only the
+    hash of its token is stored."""
+    if args.strip():
+        raise UsageError
+    minutes = int(LOGIN_VALID.total_seconds() // 60)
+    if not ctx.settings.dashboard_url:
+        ctx.reply(texts.WEB_OFF)
+        return
+    staff = member(ctx)
+    if await ctx.tx.dashboard.logins_since(staff.identity, ctx.now - LOGIN_VALID) >= (
+        LOGINS_PER_WINDOW
+    ):
+        ctx.reply(texts.WEB_TOO_MANY.format(minutes=minutes))
+        return
+    token = secrets.token_urlsafe(32)
+    await ctx.tx.dashboard.issue_login(token, staff.identity, ctx.now, ctx.now + LOGIN_VALID)
+    await audit(ctx, "web_link")
+    url = f"{ctx.settings.dashboard_url}/login/{token}"
+    ctx.reply(texts.WEB_LINK.format(minutes=minutes, url=url))

@@ -5,14 +5,18 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 from handlers import texts
 from handlers.appeal_view import settlement_title
-from handlers.context import Context
+from handlers.context import Context, ReadAhead
+from handlers.messages import Incoming
+from handlers.settings import HandlerSettings
 from handlers.staff import actions, commands, views
 from handlers.staff.args import UsageError
 from handlers.staff.views import continue_listing, member
 from handlers.text_input import is_one_of, split_command, visible_length
+from storage.db import Tx
 from storage.staff import StaffMember
 
 CommandFn = Callable[[Context, str], Awaitable[None]]
@@ -26,6 +30,9 @@ class Command:
 
 async def cmd_help(ctx: Context, args: str) -> None:
     ctx.reply(help_text(member(ctx)))
+
+
+READ_AHEAD = frozenset({"stats"})  # commands whose long reads run before the transaction
 
 
 def help_text(staff: StaffMember) -> str:
@@ -52,6 +59,7 @@ COMMANDS: dict[str, Command] = {
     "staff": Command(commands.cmd_staff, moderator_only=True),
     "stats": Command(views.cmd_stats, moderator_only=True),
     "overdue": Command(views.cmd_overdue, moderator_only=True),
+    "web": Command(commands.cmd_web),
 }
 
 
@@ -96,6 +104,35 @@ async def handle_staff(ctx: Context) -> None:
     except UsageError as error:
         usage = texts.USAGE_PREFIX.format(usage=texts.USAGE[name])
         ctx.reply(f"{error.args[0]}\n{usage}" if error.args else usage)
+
+
+def reads_ahead(message: Incoming) -> bool:
+    """Whether the update may need a long read before its transaction (`/stats`)."""
+    text = message.text
+    if not text.startswith("/") or message.payload is not None:
+        return False
+    return split_command(text)[0] in READ_AHEAD
+
+
+async def read_ahead(
+    message: Incoming, view: Tx, settings: HandlerSettings, now: datetime
+) -> ReadAhead:
+    """The long reads a staff command will need, on the read-only connection before the
+    update's transaction: the figures of `/stats` from a moderator. Anything else, or a
+    command that will be refused, reads nothing here (the command answers as always)."""
+    ahead = ReadAhead()
+    if not reads_ahead(message):
+        return ahead
+    _, args = split_command(message.text)
+    sender = await view.arrival.read(message.platform, message.user_id, message.identity)
+    if sender.staff is None or not sender.staff.moderator:
+        return ahead
+    try:
+        _, _, since, until = views.stats_bounds(args, now, settings)
+    except UsageError:
+        return ahead
+    ahead.figures[(since, until)] = await view.appeals.figures(since, until)
+    return ahead
 
 
 def roles_text(ctx: Context, staff: StaffMember) -> str:

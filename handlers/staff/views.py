@@ -17,6 +17,7 @@ from handlers.context import Context
 from handlers.figures.report import PeriodError, Titles, period_bounds, stats_text
 from handlers.formatting import local_date, local_time, status_title
 from handlers.messages import Button, Keyboard
+from handlers.settings import HandlerSettings
 from handlers.staff import actions
 from handlers.staff.args import UsageError, number_and_text, parse_date, split_after
 from handlers.text_input import fold
@@ -247,12 +248,12 @@ async def staff_list(ctx: Context) -> None:
     ctx.reply("\n".join(lines))
 
 
-def _period(ctx: Context, args: str) -> tuple[date, date]:
+def _period(args: str, now: datetime, settings: HandlerSettings) -> tuple[date, date]:
     """[С] [ПО] in local dates; by default from the start of this year to today."""
     parts = args.split()
     if len(parts) > 2:
         raise UsageError
-    today = ctx.now.astimezone(ctx.settings.timezone).date()
+    today = now.astimezone(settings.timezone).date()
     try:
         dates = [parse_date(part) for part in parts]
     except ValueError as error:
@@ -264,14 +265,26 @@ def _period(ctx: Context, args: str) -> tuple[date, date]:
     return start, end
 
 
-async def cmd_stats(ctx: Context, args: str) -> None:
-    """SPEC §9 for a period of local days, compactly (handlers/figures/report.py)."""
-    start, end = _period(ctx, args)
+def stats_bounds(
+    args: str, now: datetime, settings: HandlerSettings
+) -> tuple[date, date, datetime, datetime]:
+    """The local days `/stats` was asked for and their bounds in time."""
+    start, end = _period(args, now, settings)
     try:
-        since, until = period_bounds(start, end, ctx.settings.timezone)
+        since, until = period_bounds(start, end, settings.timezone)
     except PeriodError as error:
         raise UsageError(*error.args) from None
-    figures = await ctx.tx.appeals.figures(since, until)
+    return start, end, since, until
+
+
+async def cmd_stats(ctx: Context, args: str) -> None:
+    """SPEC §9 for a period of local days, compactly (handlers/figures/report.py). The
+    figures were read ahead on the read-only connection (router.read_ahead) unless the
+    update came some other way."""
+    start, end, since, until = stats_bounds(args, ctx.now, ctx.settings)
+    figures = ctx.ahead.figures.get((since, until))
+    if figures is None:
+        figures = await ctx.tx.appeals.figures(since, until)
     ctx.reply(stats_text(Titles.of(ctx.settings), figures, start, end))
     await audit(ctx, "stats", details=f"{start} {end}")
 

@@ -15,7 +15,8 @@ them: `wall.createComment` (wall/methods.json: owner_id, post_id, from_group, me
 reply_to_comment, guid; access_token_type user and group; answer {comment_id,
 parents_stack}) and the events `wall_reply_new` / `wall_reply_edit` (callback/objects.json:
 a wall_wall_comment) and `wall_reply_delete` (callback_wall_comment_delete: owner_id, id,
-user_id, post_id; the notes add deleter_id). A comment the fake posts for the bot is pushed
+user_id, post_id), no field the schema does not name (tests/test_vk_wall_schema.py checks
+them against tests/payloads/vk/wall_schema.json). A comment the fake posts for the bot is pushed
 back to the long poll as `wall_reply_new` from -group_id, as VK does (messenger-apis.md
 §1.11), so the bot must not take its own answers for new comments.
 """
@@ -175,7 +176,6 @@ class WallComment:
             "text": self.text,
             "post_id": self.post_id,
             "owner_id": self.owner_id,
-            "post_owner_id": self.owner_id,  # vkbottle's WallReplyNewObject carries it too
             "parents_stack": list(self.parents_stack),
             "attachments": [],
             "thread": {"count": 0, "items": [], "can_post": True, "show_reply_button": True},
@@ -468,11 +468,9 @@ class FakeVK(LoopbackFake):
             self.push(update)
         return update
 
-    def wall_reply_delete(
-        self, comment_id: int, *, deleter_id: int | None = None, push: bool = True
-    ) -> dict[str, Any]:
-        """Comment `comment_id` is deleted (by its author unless `deleter_id` says):
-        `wall_reply_delete` (callback_wall_comment_delete) with the notes' deleter_id."""
+    def wall_reply_delete(self, comment_id: int, *, push: bool = True) -> dict[str, Any]:
+        """Comment `comment_id` is deleted: `wall_reply_delete` (callback_wall_comment_delete,
+        `user_id` its author)."""
         comment = self._comment(comment_id)
         self.comments.remove(comment)
         obj = {
@@ -480,7 +478,6 @@ class FakeVK(LoopbackFake):
             "id": comment.id,
             "user_id": comment.from_id,
             "post_id": comment.post_id,
-            "deleter_id": deleter_id if deleter_id is not None else comment.from_id,
         }
         update = self._envelope("wall_reply_delete", obj, -comment.owner_id)
         if push:
@@ -1103,7 +1100,8 @@ def _check_button_payload(payload: Any) -> None:
 
 
 def iter_payload_names() -> Iterator[str]:
-    """Names of the update payloads (everything but the Callback API confirmation)."""
+    """Names of the update payloads (everything but the Callback API confirmation and the
+    schema excerpt tests/test_vk_wall_schema.py checks against)."""
     for path in sorted(PAYLOADS_DIR.glob("*.json")):
-        if path.stem != "confirmation":
+        if path.stem not in ("confirmation", "wall_schema"):
             yield path.stem
