@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psycopg
+
 from bot.app import App
 from bot.channels.telegram import TelegramChannel
 from bot.channels.vk import VkChannel
@@ -60,8 +62,13 @@ class Deployment:
         await self.app.settle()
 
     async def rows(self, sql: str) -> list[tuple[Any, ...]]:
+        """What the database holds, read beside the app (SQLite or PostgreSQL)."""
         await self.settle()
-        with sqlite3.connect(self.config.storage.sqlite_path) as raw:
+        storage = self.config.storage
+        if storage.is_postgres:
+            with psycopg.connect(storage.url) as conn:
+                return [tuple(row) for row in conn.execute(sql)]
+        with sqlite3.connect(storage.sqlite_path) as raw:
             return list(raw.execute(sql))
 
 
@@ -140,10 +147,11 @@ def deployment_config(
     router: TokenRouter,
     *,
     sections: dict[str, Any] | None = None,
+    storage_url: str | None = None,
     **vk_keys: Any,
 ) -> Config:
     config = make_config(
-        tmp_path / "appeals.db",
+        storage_url or tmp_path / "appeals.db",
         vk={
             "enabled": True,
             "token": "vk1.a.district-token",
@@ -179,11 +187,13 @@ async def two_by_two(
     *,
     sergino: dict[str, Any] | None = None,
     vk_keys: dict[str, Any] | None = None,
+    storage_url: str | None = None,
     **sections: Any,
 ) -> AsyncIterator[Deployment]:
     """The deployment started, both communities listening; `sergino`: more keys of Сергино's
     [[vk.communities]] entry (comments = true), `vk_keys`: more [vk] keys (mode =
-    "callback"), `sections`: more config sections."""
+    "callback"), `storage_url`: the database (SQLite in tmp_path by default), `sections`:
+    more config sections."""
     vk = FakeVK(DISTRICT, hold_seconds=0.05)
     district_bot = FakeTelegram(DISTRICT_BOT, hold_seconds=0.05, username="district_bot")
     sergino_bot = FakeTelegram(SERGINO_BOT, hold_seconds=0.05, username="sergino_bot")
@@ -208,6 +218,7 @@ async def two_by_two(
             }
         ],
         sections=sections,
+        storage_url=storage_url,
         **(vk_keys or {}),
     )
     found = Deployment(vk, district_bot, sergino_bot, router, config, clock)

@@ -43,10 +43,13 @@ POST = 42
 
 @pytest.fixture
 async def deployment(
-    tmp_path: Path, clock: Clock, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, clock: Clock, monkeypatch: pytest.MonkeyPatch, storage_url: str
 ) -> AsyncIterator[Deployment]:
+    """On each backend (SQLite, PostgreSQL where APPEALS_TEST_POSTGRES_URL names one)."""
     monkeypatch.chdir(tmp_path)
-    async with two_by_two(tmp_path, clock, sergino={"comments": True}) as found:
+    async with two_by_two(
+        tmp_path, clock, sergino={"comments": True}, storage_url=storage_url
+    ) as found:
         yield found
 
 
@@ -209,12 +212,16 @@ async def test_a_commenter_writing_in_private_starts_their_own_dialogue(
 
 
 async def test_a_flood_of_comments_warns_once_and_the_figures_stay_right(
-    tmp_path: Path, clock: Clock, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, clock: Clock, monkeypatch: pytest.MonkeyPatch, storage_url: str
 ) -> None:
     """Acceptance: 500 comments from one person: one warning, no crash, figures right."""
     monkeypatch.chdir(tmp_path)
     async with two_by_two(
-        tmp_path, clock, sergino={"comments": True}, limits={"messages_per_minute": 20}
+        tmp_path,
+        clock,
+        sergino={"comments": True},
+        limits={"messages_per_minute": 20},
+        storage_url=storage_url,
     ) as deployment:
         vk: FakeVK = deployment.vk
         moderator = TgStaff(deployment, MODERATOR, deployment.district_bot)

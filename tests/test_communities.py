@@ -47,10 +47,11 @@ from tests.fakes.vk import FakeVK
 
 @pytest.fixture
 async def deployment(
-    tmp_path: Path, clock: Clock, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, clock: Clock, monkeypatch: pytest.MonkeyPatch, storage_url: str
 ) -> AsyncIterator[Deployment]:
+    """On each backend (SQLite, PostgreSQL where APPEALS_TEST_POSTGRES_URL names one)."""
     monkeypatch.chdir(tmp_path)
-    async with two_by_two(tmp_path, clock) as found:
+    async with two_by_two(tmp_path, clock, storage_url=storage_url) as found:
         yield found
 
 
