@@ -53,7 +53,6 @@ def card(
     (`comment` is where it is) reads as one, with the warning that answers are public."""
     if appeal.is_comment:
         return _comment_card(settings, appeal, title, comment)
-    tz = settings.timezone
     lines = [
         title.format(number=appeal.number),
         texts.CARD_LINES.format(
@@ -71,24 +70,12 @@ def card(
         neutralise_bidi(value) for value in (appeal.contact_name, appeal.contact_phone) if value
     )
     lines.append(texts.CARD_CONTACT.format(contact=given) if given else texts.CARD_NO_CONTACT)
-    lines.append(
-        texts.CARD_DEADLINE.format(
-            deadline=local_time(appeal.deadline_at, tz), tz=utc_offset(appeal.deadline_at, tz)
-        )
-    )
-    lines.append(texts.CARD_STATUS.format(status=status_title(appeal.status)))
-    lines.append("")
-    if appeal.status in FINISHED:
-        lines.append(texts.CARD_FINISHED.format(status=status_word(appeal.status)))
-    else:
-        lines.append(texts.CARD_HOW_TO_ANSWER.format(number=appeal.number))
-    return "\n".join(lines)
+    return "\n".join(lines + _card_tail(settings, appeal, texts.CARD_HOW_TO_ANSWER))
 
 
 def _comment_card(
     settings: HandlerSettings, appeal: Appeal, title: str, comment: Comment | None
 ) -> str:
-    tz = settings.timezone
     author = neutralise_bidi(appeal.contact_name) if appeal.contact_name else ""
     if comment is not None and comment.author_link:
         author = f"{author} — {comment.author_link}" if author else comment.author_link
@@ -111,18 +98,9 @@ def _comment_card(
         lines.append(texts.CARD_PHOTOS.format(count=len(appeal.photos)))
     if comment is not None and comment.deleted:
         lines.append(texts.CARD_COMMENT_DELETED)
-    lines.append(
-        texts.CARD_DEADLINE.format(
-            deadline=local_time(appeal.deadline_at, tz), tz=utc_offset(appeal.deadline_at, tz)
-        )
+    lines += _card_tail(
+        settings, appeal, texts.CARD_COMMENT_PUBLIC + "\n" + texts.CARD_COMMENT_HOW_TO_ANSWER
     )
-    lines.append(texts.CARD_STATUS.format(status=status_title(appeal.status)))
-    lines.append("")
-    if appeal.status in FINISHED:
-        lines.append(texts.CARD_FINISHED.format(status=status_word(appeal.status)))
-    else:
-        lines.append(texts.CARD_COMMENT_PUBLIC)
-        lines.append(texts.CARD_COMMENT_HOW_TO_ANSWER.format(number=appeal.number))
     return "\n".join(lines)
 
 
@@ -151,4 +129,20 @@ def thread_lines(
                 time=local_time(entry.created_at, settings.timezone), author=author, text=body
             )
         )
+    return lines
+
+
+def _card_tail(settings: HandlerSettings, appeal: Appeal, how_to_answer: str) -> list[str]:
+    """The deadline, the status, and how to answer (or that it is finished)."""
+    tz = settings.timezone
+    deadline = local_time(appeal.deadline_at, tz)
+    lines = [
+        texts.CARD_DEADLINE.format(deadline=deadline, tz=utc_offset(appeal.deadline_at, tz)),
+        texts.CARD_STATUS.format(status=status_title(appeal.status)),
+        "",
+    ]
+    if appeal.status in FINISHED:
+        lines.append(texts.CARD_FINISHED.format(status=status_word(appeal.status)))
+    else:
+        lines.append(how_to_answer.format(number=appeal.number))
     return lines
