@@ -160,7 +160,7 @@ class MaxChannel(Channel):
         else:
             self.expect_polls()
             # One instance at a time polls (several on one PostgreSQL database, SPEC §15).
-            self._spawn(runtime.db.exclusively(MARKER_KEY, self._poll_forever), "max-polling")
+            self._spawn(self.poll_alone(runtime.db, MARKER_KEY, self._poll_forever), "max-polling")
 
     def _spawn(self, coroutine: Any, name: str) -> None:
         self._tasks.append(asyncio.create_task(coroutine, name=name))

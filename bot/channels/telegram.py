@@ -121,7 +121,7 @@ class TelegramChannel(Channel):
         else:
             self.expect_polls()
             # One instance at a time polls (several on one PostgreSQL database, SPEC §15).
-            self._spawn(runtime.db.exclusively(OFFSET_KEY, self._poll_forever), "tg-polling")
+            self._spawn(self.poll_alone(runtime.db, OFFSET_KEY, self._poll_forever), "tg-polling")
         self._spawn(self._set_up(), "tg-setup")
 
     def _spawn(self, coroutine: Any, name: str) -> None:

@@ -122,7 +122,7 @@ class VkChannel(Channel):
             self.expect_polls()
             # One instance at a time polls (several on one PostgreSQL database, SPEC §15).
             self._task = asyncio.create_task(
-                runtime.db.exclusively(TS_KEY, self._poll_forever), name="vk-longpoll"
+                self.poll_alone(runtime.db, TS_KEY, self._poll_forever), name="vk-longpoll"
             )
 
     async def stop(self) -> None:
