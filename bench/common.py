@@ -150,10 +150,12 @@ def write_config(
     unlimited: bool = False,
     name: str = "config.toml",
     storage_url: str | None = None,
+    overrides: dict[str, dict[str, Any]] | None = None,
 ) -> Path:
     """config.toml: the example, with VK and/or Telegram pointed at fakes (api URLs), a
     database file in `folder`; `unlimited` sets send_rate = per_chat_rate = 0 and raises
-    the flood limit, so that only the product is measured."""
+    the flood limit, so that only the product is measured; `overrides`: values of sections
+    set last (webhook modes, a port)."""
     data = tomllib.loads(example_config_path().read_text("utf-8"))
     data["storage"]["url"] = storage_url or f"sqlite:///{folder / 'appeals.db'}"
     data["web"]["port"] = 0
@@ -171,6 +173,8 @@ def write_config(
         data["limits"]["messages_per_minute"] = 1_000_000
     for settlement in data["settlements"]:
         settlement["admins"] = admins if settlement["code"] == "sergino" else []
+    for section, values in (overrides or {}).items():
+        data[section].update(values)
     lines: list[str] = []
     for section, values in data.items():
         items = values if isinstance(values, list) else [values]
