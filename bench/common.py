@@ -150,12 +150,10 @@ def write_config(
     unlimited: bool = False,
     name: str = "config.toml",
     storage_url: str | None = None,
-    overrides: dict[str, dict[str, Any]] | None = None,
 ) -> Path:
     """config.toml: the example, with VK and/or Telegram pointed at fakes (api URLs), a
     database file in `folder`; `unlimited` sets send_rate = per_chat_rate = 0 and raises
-    the flood limit, so that only the product is measured; `overrides`: values of sections
-    set last (webhook modes, a port)."""
+    the flood limit, so that only the product is measured."""
     data = tomllib.loads(example_config_path().read_text("utf-8"))
     data["storage"]["url"] = storage_url or f"sqlite:///{folder / 'appeals.db'}"
     data["web"]["port"] = 0
@@ -173,8 +171,13 @@ def write_config(
         data["limits"]["messages_per_minute"] = 1_000_000
     for settlement in data["settlements"]:
         settlement["admins"] = admins if settlement["code"] == "sergino" else []
-    for section, values in (overrides or {}).items():
-        data[section].update(values)
+    path = folder / name
+    write_toml(path, data)
+    return path
+
+
+def write_toml(path: Path, data: dict[str, Any]) -> None:
+    """A configuration as TOML: tables of scalars and lists, and arrays of tables."""
     lines: list[str] = []
     for section, values in data.items():
         items = values if isinstance(values, list) else [values]
@@ -182,9 +185,7 @@ def write_config(
             lines.append(f"[[{section}]]" if isinstance(values, list) else f"[{section}]")
             lines += [f"{k} = {_toml_value(v)}" for k, v in item.items()]
             lines.append("")
-    path = folder / name
     path.write_text("\n".join(lines), "utf-8")
-    return path
 
 
 def spawn_bot(config: Path, folder: Path, log_level: str = "WARNING") -> subprocess.Popen[bytes]:

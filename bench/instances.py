@@ -57,6 +57,7 @@ import statistics
 import subprocess
 import tempfile
 import time
+import tomllib
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,6 +73,7 @@ from bench.common import (
     spread,
     stop,
     write_config,
+    write_toml,
 )
 from bench.pipeline import _postgres_schema
 from tests.fakes.serve_bench import BenchTelegram, BenchVK
@@ -231,37 +233,28 @@ class Residents:
         return time.perf_counter() - started
 
 
-def _config(folder: Path, name: str, url: str, vk: BenchVK, tg: BenchTelegram) -> Path:
-    return write_config(
-        folder,
-        vk=vk.api_url,
-        telegram=tg.url,
-        unlimited=True,
-        name=name,
-        storage_url=url,
-        overrides={
-            "web": {"port": free_port()},
-            "vk": {
-                "mode": "callback",
-                "callback_path": "/vk/callback",
-                "callback_secret": VK_SECRET,
-                "confirmation_code": "abc123",
-            },
-            "telegram": {
-                "mode": "webhook",
-                "webhook_path": "/tg/webhook",
-                "webhook_url": "https://bot.example/tg/webhook",
-                "webhook_secret": TG_SECRET,
-            },
-            "storage": {"pool_size": POOL_SIZE[0]},
-        },
+def _config(folder: Path, url: str, vk: BenchVK, tg: BenchTelegram) -> tuple[Path, int]:
+    """The benchmark's config (bench/common.py) with VK by Callback API and Telegram by
+    webhook, on a port of its own; (its path, the port)."""
+    path = write_config(folder, vk=vk.api_url, telegram=tg.url, unlimited=True, storage_url=url)
+    data = tomllib.loads(path.read_text("utf-8"))
+    port = free_port()
+    data["web"]["port"] = port
+    data["storage"]["pool_size"] = POOL_SIZE[0]
+    data["vk"].update(
+        mode="callback",
+        callback_path="/vk/callback",
+        callback_secret=VK_SECRET,
+        confirmation_code="abc123",
     )
-
-
-def _port(config: Path) -> int:
-    import tomllib
-
-    return int(tomllib.loads(config.read_text("utf-8"))["web"]["port"])
+    data["telegram"].update(
+        mode="webhook",
+        webhook_path="/tg/webhook",
+        webhook_url="https://bot.example/tg/webhook",
+        webhook_secret=TG_SECRET,
+    )
+    write_toml(path, data)
+    return path, port
 
 
 @contextlib.asynccontextmanager
@@ -274,9 +267,9 @@ async def _instances(
     try:
         for n in range(count):
             folder = Path(tempfile.mkdtemp(prefix=f"instance{n}-", dir=base))
-            config = _config(folder, "config.toml", url, vk, tg)
+            config, port = _config(folder, url, vk, tg)
             process = spawn_bot(config, folder)
-            address = f"http://127.0.0.1:{_port(config)}"
+            address = f"http://127.0.0.1:{port}"
             started.append((process, address))
             deadline = time.monotonic() + 60
             while True:
