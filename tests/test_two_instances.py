@@ -15,6 +15,13 @@ every appeal. What must hold: every appeal registered once, numbers 1..N; every 
 given every reply of the dialogue, their number and the answer exactly once; the outbox
 empty.
 
+The kill comes with updates acknowledged or fetched and not yet answered. It does not aim
+at the moment between a send and its record in the outbox (bot/delivery.py records sent
+rows a few milliseconds later, in batches): a kill there would have the survivor send that
+message again once the claim expires, on Telegram and MAX (VK drops it by random_id).
+Killing while the replies stream out (tried three times) showed no such resend, but
+nothing in the product rules it out.
+
 "Exactly once" is checked against a control resident per messenger who files after the kill
 on the survivor alone: every resident must have received, message for message, what the
 control received (the appeal number aside). A reply lost or sent twice shows as a difference.
