@@ -60,7 +60,7 @@ from tests.fakes.telegram import FakeTelegram
 from tests.fakes.vk import FakeVK
 from tests.test_process import REPO, clean_env, kill, toml_text, until
 
-pytestmark = pytest.mark.timeout(420)
+pytestmark = pytest.mark.timeout(300)
 
 RESIDENTS = 100  # per webhook messenger (VK, Telegram): the 200 in all
 MAX_RESIDENTS = 50  # through the one long poll
