@@ -23,6 +23,7 @@ BENCHMARKS: dict[str, Callable[[Sequence[str]], int]] = {
     "pipeline": _program("bench.pipeline"),
     "listings": _program("bench.listings"),
     "dashboard": _program("bench.dashboard"),
+    "instances": _program("bench.instances"),
 }
 
 DESCRIPTIONS: dict[str, str] = {
@@ -33,6 +34,7 @@ DESCRIPTIONS: dict[str, str] = {
     "pipeline": "the whole pipeline against the bare framework",
     "listings": "event-loop stalls of every staff listing over a million appeals",
     "dashboard": "the dashboard's queue page over a million appeals (p95 ≤ 200 ms)",
+    "instances": "two instances against one on the same PostgreSQL (webhooks)",
 }
 
 USAGE = f"usage: python -m bench {{{'|'.join(BENCHMARKS)}}} [options]"

@@ -171,6 +171,13 @@ def write_config(
         data["limits"]["messages_per_minute"] = 1_000_000
     for settlement in data["settlements"]:
         settlement["admins"] = admins if settlement["code"] == "sergino" else []
+    path = folder / name
+    write_toml(path, data)
+    return path
+
+
+def write_toml(path: Path, data: dict[str, Any]) -> None:
+    """A configuration as TOML: tables of scalars and lists, and arrays of tables."""
     lines: list[str] = []
     for section, values in data.items():
         items = values if isinstance(values, list) else [values]
@@ -178,9 +185,7 @@ def write_config(
             lines.append(f"[[{section}]]" if isinstance(values, list) else f"[{section}]")
             lines += [f"{k} = {_toml_value(v)}" for k, v in item.items()]
             lines.append("")
-    path = folder / name
     path.write_text("\n".join(lines), "utf-8")
-    return path
 
 
 def spawn_bot(config: Path, folder: Path, log_level: str = "WARNING") -> subprocess.Popen[bytes]:

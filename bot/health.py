@@ -4,8 +4,9 @@ when asked.
 /healthz is 200 while the database answers a cheap query (the latest appeal's number, from
 the end of the primary key) within `db_timeout` seconds and every enabled channel is
 receiving (`Channel.liveness`: a long-poll channel has completed a poll within
-[web] health_poll_seconds; a webhook channel's address was accepted by its platform). It is
-503 otherwise, and the JSON body names what fails first:
+[web] health_poll_seconds, or waits on standby while another instance on the same database
+holds the poll, detail "standby", SPEC §15; a webhook channel's address was accepted by its
+platform). It is 503 otherwise, and the JSON body names what fails first:
 
     {"status": "ok", "database": "ok", "channels": {"vk": {"receiving": true, ...}}}
     {"status": "failing", "failing": ["vk: no poll completed for 95 s"], ...}

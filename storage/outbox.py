@@ -33,11 +33,16 @@ class _Dialect:
     claim: str | None
     release: str  # a retried row's claim ends with the attempt
     give_back: str | None  # claims given back unused
+    unclaimed: str  # a chat whose head row another instance holds is not offered
 
 
 _DIALECTS = {
     "sqlite": _Dialect(
-        pending=" INDEXED BY outbox_pending", claim=None, release="", give_back=None
+        pending=" INDEXED BY outbox_pending",
+        claim=None,
+        release="",
+        give_back=None,
+        unclaimed="",
     ),
     "postgresql": _Dialect(
         pending="",
@@ -46,6 +51,7 @@ _DIALECTS = {
         " OR claimed_until <= ?) FOR UPDATE SKIP LOCKED) RETURNING id",
         release=", claimed_until = NULL",
         give_back="UPDATE outbox SET claimed_until = NULL WHERE id = ANY(?)",
+        unclaimed=" AND (o.claimed_until IS NULL OR o.claimed_until <= ?)",
     ),
 }
 
@@ -126,20 +132,24 @@ class OutboxRepository:
 
         Only a chat's oldest row is ever offered, so messages to one chat keep their order,
         and a chat waiting for a retry holds up nobody else. A chat is a chat of one
-        community: the same person in two communities has two.
+        community: the same person in two communities has two. Several instances on one
+        database: a chat whose head another instance has claimed is its own for now (not
+        read again and again here, each pass trying to claim it in vain).
         """
         if not platforms:
             return []
         marks = ", ".join("?" for _ in platforms)
+        moment = to_db(now)
+        unclaimed = (moment,) if self._sql.unclaimed else ()
         return [
             _outbox_row(row)
             for row in await self._conn.fetchall(
                 f"SELECT {_ROW} FROM outbox o"
                 " JOIN (SELECT min(id) AS id FROM outbox WHERE status = 'pending'"
                 f" AND platform IN ({marks}) GROUP BY platform, community, chat_id) AS head"
-                " ON o.id = head.id"
-                " WHERE o.next_attempt_at <= ? ORDER BY o.id LIMIT ?",
-                (*platforms, to_db(now), limit),
+                f" ON o.id = head.id WHERE o.next_attempt_at <= ?{self._sql.unclaimed}"
+                " ORDER BY o.id LIMIT ?",
+                (*platforms, moment, *unclaimed, limit),
             )
         ]
 

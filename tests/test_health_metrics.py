@@ -4,7 +4,8 @@ with the VK and Telegram channels talking to their fake servers on 127.0.0.1.
 - /healthz turns 503 naming VK when the fake VK server stops answering long polls (first
   with errors, then by holding every poll unanswered) and back to 200 when it answers again;
   503 naming the database while another process holds its write lock; a webhook channel is
-  judged by its set-up, not by traffic.
+  judged by its set-up, not by traffic; a long poll another instance holds (two apps on one
+  PostgreSQL) is 200 "standby", not failing, and polls once the holder goes.
 - /metrics is parsed with prometheus-client's own parser, and its figures move as an appeal
   is filed, answered, overdue, and as sends fail.
 
@@ -32,8 +33,9 @@ from bot.app import App
 from bot.channels.base import Liveness
 from bot.channels.telegram import TelegramChannel
 from bot.channels.vk import VkChannel
-from bot.config import Config
+from bot.config import Config, StorageSection
 from bot.metrics import DatabaseState, Metrics, State
+from storage.postgres import LEADER_RETRY_SECONDS
 from tests.conftest import Clock, make_config
 from tests.fakes.telegram import TOKEN as TG_TOKEN
 from tests.fakes.telegram import FakeTelegram
@@ -182,6 +184,61 @@ async def test_healthz_names_the_database_while_another_process_holds_its_lock(
     finally:
         other.close()
         await app.stop()
+
+
+async def test_a_standby_long_poll_is_healthy_and_polls_once_the_holder_goes(
+    tmp_path: Path, fake: FakeVK, postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two instances on one PostgreSQL, VK by long poll: one polls, the other waits for the
+    advisory lock. The waiting one is healthy ("standby") however long it waits, so that an
+    orchestrator does not restart it; when the holder stops, it polls and is judged by that."""
+    monkeypatch.chdir(tmp_path)
+    config = serving(vk_config(tmp_path, fake))
+    config = config.model_copy(update={"storage": StorageSection(url=postgres_url, pool_size=4)})
+    first = App(config, [VkChannel(config.vk)])
+    await first.start()
+    running = [first]
+    try:
+        body = await health_is(first, 200)
+        await until(
+            lambda: _is(first.monitor.liveness()["vk"].detail == "polling"), "the first to poll"
+        )
+        second = App(config, [VkChannel(config.vk)])
+        await second.start()
+        running.append(second)
+        # Watched for three poll limits: the standby never completes a poll, and stays 200.
+        loop = asyncio.get_running_loop()
+        watch_until = loop.time() + 3 * POLL_LIMIT
+        while loop.time() < watch_until:
+            status, body = await healthz(second)
+            assert status == 200, body
+            assert body["channels"]["vk"]["receiving"] is True
+            assert body["channels"]["vk"]["detail"] == "standby", body
+            assert (await healthz(first))[1]["channels"]["vk"]["detail"] == "polling"
+            await asyncio.sleep(0.1)
+        assert value(await scrape(second), "appeals_bot_channel_receiving", platform="vk") == 1
+
+        running.remove(first)
+        await first.stop()  # the lock's connection closes with it
+        limit = LEADER_RETRY_SECONDS + 5
+
+        async def polling() -> bool:
+            status, body = await healthz(second)
+            return status == 200 and body["channels"]["vk"]["detail"] == "polling"
+
+        loop_start = loop.time()
+        while not await polling():
+            assert loop.time() - loop_start < limit, "the standby did not take the poll over"
+            await asyncio.sleep(0.05)
+        fake.message_new(RESIDENT, "Начать")
+        await fake.wait_for(lambda: bool(fake.messages_to(RESIDENT)), WITHIN, "the greeting")
+    finally:
+        for app in running:
+            await app.stop()
+
+
+async def _is(value: bool) -> bool:
+    return value
 
 
 async def test_a_webhook_channel_is_judged_by_its_set_up_not_by_traffic(tmp_path: Path) -> None:

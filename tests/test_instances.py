@@ -49,6 +49,21 @@ async def test_outbox_rows_are_claimed_by_one_instance_until_the_claim_expires(
         assert await tx.outbox.claim(ids, later, later + timedelta(minutes=2)) == set(ids)
 
 
+async def test_a_chat_another_instance_holds_is_not_offered_until_its_claim_expires(
+    pair: tuple[PostgresDatabase, PostgresDatabase],
+) -> None:
+    first, second = pair
+    async with first.transaction() as tx:
+        held = await tx.outbox.add("vk", "held", {"text": "1"}, NOW)
+        free = await tx.outbox.add("vk", "free", {"text": "2"}, NOW)
+        until = NOW + timedelta(minutes=2)
+        assert await tx.outbox.claim([held], NOW, until) == {held}
+    async with second.transaction() as tx:
+        assert [r.id for r in await tx.outbox.due_heads(NOW, ["vk"], 10)] == [free]
+        after = until + timedelta(seconds=1)
+        assert [r.id for r in await tx.outbox.due_heads(after, ["vk"], 10)] == [held, free]
+
+
 async def test_appeal_numbers_are_unique_and_sequential_across_instances(
     pair: tuple[PostgresDatabase, PostgresDatabase],
 ) -> None:

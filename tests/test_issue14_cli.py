@@ -339,6 +339,16 @@ def test_bench_help_prints_usage_and_succeeds(capsys: pytest.CaptureFixture[str]
     assert "no benchmark called 'nonsense'" in capsys.readouterr().err
 
 
+def test_bench_instances_says_why_it_measures_nothing_without_postgres(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("APPEALS_TEST_POSTGRES_URL", raising=False)
+    assert bench_main(["instances"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("skipped: no PostgreSQL server to measure on")
+    assert "--postgres" in out and "APPEALS_TEST_POSTGRES_URL" in out
+
+
 # --- item 13 and /photo: the console -------------------------------------------------------
 
 

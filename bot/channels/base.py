@@ -3,14 +3,17 @@ sends normalized outgoing messages. It translates; it never decides what to say.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from bot.channels.runtime import Intake, Runtime
 from bot.photos import PhotoUnavailable, fetch_url
 from handlers.messages import Outgoing, Photo
+from storage.db import Store
 
 __all__ = ["Capabilities", "Channel", "Intake", "Liveness", "Runtime", "SendError"]
 
@@ -57,7 +60,9 @@ class Channel(ABC):
     - a long-poll channel calls `expect_polls()` when it starts and `mark_received()` after
       every completed poll, with or without updates. It is down once no poll has completed
       for longer than the limit (90 s by default, [web] health_poll_seconds: VK and Telegram
-      hold a poll 25 s, so three quiet polls in a row are missed before it says so).
+      hold a poll 25 s, so three quiet polls in a row are missed before it says so). It runs
+      its poll loop through `poll_alone()`: while another instance on the same database
+      holds the poll (SPEC §15), this one is on standby, healthy with detail "standby".
     - a webhook channel calls `expect_webhooks(set_up=…)` when it starts, `mark_set_up()`
       once the platform has accepted its address (Telegram setWebhook, the OK
       subscription), and `mark_received()` for every webhook. It is judged by its set-up,
@@ -77,6 +82,7 @@ class Channel(ABC):
     _received_at: float | None = None
     _needs_set_up: bool = False
     _set_up_done: bool = False
+    _leading: int = 0  # long polls (one per community) this instance holds the lock of
 
     def expect_polls(self) -> None:
         """This channel receives by long polling: it must complete polls to be receiving."""
@@ -98,10 +104,32 @@ class Channel(ABC):
         """The platform accepted the webhook address (setWebhook, subscription)."""
         self._set_up_done = True
 
+    async def poll_alone(
+        self, db: Store, key: str, poll: Callable[[], Coroutine[Any, Any, None]]
+    ) -> None:
+        """Run the poll loop `poll` on one instance at a time of those sharing `db`, under
+        its lock `key` (`Store.exclusively`). Until this instance holds a lock of the
+        channel's (one per community) the channel is on standby: not polling and not
+        failing, so that /healthz does not get a healthy standby restarted; from the moment
+        it holds one it is judged by its polls."""
+
+        async def leading() -> None:
+            self._leading += 1
+            self._watched_since = time.monotonic()
+            try:
+                await poll()
+            except asyncio.CancelledError:
+                self._leading -= 1  # the lock was lost (or the app stops): waiting again
+                raise
+
+        await db.exclusively(key, leading)
+
     def liveness(self, poll_limit: float, now: float | None = None) -> Liveness:
         """The verdict at `now` (time.monotonic()); see the class docstring."""
         now = time.monotonic() if now is None else now
         ago = None if self._received_at is None else max(0.0, now - self._received_at)
+        if self._receives_by == "poll" and not self._leading:
+            return Liveness(True, "long poll", "standby", ago)
         if self._receives_by == "poll":
             quiet = now - (self._received_at or self._watched_since)
             if quiet > poll_limit:

@@ -205,8 +205,8 @@ class MaxChannel(Channel):
             # One instance at a time polls each bot (several on one database, SPEC §15).
             for bot in self._bots.values():
                 self._spawn(
-                    runtime.db.exclusively(
-                        bot.marker_key, functools.partial(self._poll_forever, bot)
+                    self.poll_alone(
+                        runtime.db, bot.marker_key, functools.partial(self._poll_forever, bot)
                     ),
                     f"max-polling-{bot.key or 'main'}",
                 )

@@ -158,8 +158,8 @@ class TelegramChannel(Channel):
             # One instance at a time polls each bot (several on one database, SPEC §15).
             for bot in self._bots.values():
                 self._spawn(
-                    runtime.db.exclusively(
-                        bot.offset_key, functools.partial(self._poll_forever, bot)
+                    self.poll_alone(
+                        runtime.db, bot.offset_key, functools.partial(self._poll_forever, bot)
                     ),
                     f"tg-polling-{bot.key or 'main'}",
                 )

@@ -170,7 +170,9 @@ class VkChannel(Channel):
                 work = functools.partial(self._poll_forever, community)
                 name = f"vk-longpoll-{community.group_id}"
                 self._tasks.append(
-                    asyncio.create_task(runtime.db.exclusively(community.ts_key, work), name=name)
+                    asyncio.create_task(
+                        self.poll_alone(runtime.db, community.ts_key, work), name=name
+                    )
                 )
 
     async def stop(self) -> None:
