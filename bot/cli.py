@@ -25,6 +25,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TextIO
 
+from bot.community_ids import ids_to_learn, learn_community_ids
 from bot.config import Config, ConfigError, load_config
 from bot.logs import setup_logging
 from bot.settings import handler_settings
@@ -180,16 +181,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "check-config":
             config = load_config(args.config)
             _check_storage(args.config, config)
+            learned = "".join(
+                f"; {u.key} of {u.entry} learned from its token at start"
+                for u in ids_to_learn(config)
+            )
             print(
                 f"{args.config}: OK ({len(config.settlements)} settlements, "
-                f"{len(config.categories)} categories)"
+                f"{len(config.categories)} categories{learned})"
             )
             return 0
         if args.command == "run":
             setup_logging(args.log_level, log_format=args.log_format)
             config = load_config(args.config)
             _check_storage(args.config, config)
-            return asyncio.run(_run(config, console=args.console))
+            return asyncio.run(_run(config, console=args.console, config_path=args.config))
         if args.command == "demo":
             setup_logging(args.log_level, log_format=args.log_format)
             return _demo(args.config or example_config_path(), args.db)
@@ -306,11 +311,21 @@ def _demo(config_path: Path, db: Path | None) -> int:
         )
 
 
-async def _run(config: Config, *, console: bool, channels_from_config: bool = True) -> int:
+async def _run(
+    config: Config,
+    *,
+    console: bool,
+    channels_from_config: bool = True,
+    config_path: str | Path = DEFAULT_CONFIG,
+) -> int:
     from bot.app import App
     from bot.channels.base import Channel
     from bot.channels.registry import build_channels
 
+    if channels_from_config:
+        # Ids of communities the file leaves out, asked of the platforms before the channels
+        # and the handlers' settings are built on them (ConfigError if one cannot be had).
+        config = await learn_community_ids(config, config_path)
     channels: list[Channel] = build_channels(config) if channels_from_config else []
     console_channel = None
     if console:

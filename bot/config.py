@@ -29,7 +29,7 @@ Decisions worth knowing:
 import os
 import re
 import tomllib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,6 +61,7 @@ from handlers.identity import PLATFORMS, parse_identity
 __all__ = [
     "ENV_NESTED_DELIMITER",
     "ENV_PREFIX",
+    "LEARNED_ID_KEYS",
     "PLATFORMS",
     "BotSection",
     "Category",
@@ -81,6 +82,7 @@ __all__ = [
     "WebSection",
     "load_config",
     "parse_identity",
+    "with_learned_ids",
 ]
 
 ENV_PREFIX = "APPEALS_"
@@ -417,7 +419,9 @@ class TelegramCommunity(_Community):
 
 
 class OkCommunity(_Community):
-    """One ``[[ok.communities]]`` entry: another OK group's bot."""
+    """One ``[[ok.communities]]`` entry: another OK group's bot. SPEC §10 names no id key
+    for it: ``group_id`` may be left out (0), and ``appeals-bot run`` learns it from the
+    token (GET /graph/me/info, bot/community_ids.py) before anything is built on it."""
 
     group_id: int = Field(default=0, ge=0)
     webhook_secret: SecretStr = SecretStr("")
@@ -425,7 +429,8 @@ class OkCommunity(_Community):
 
 
 class MaxCommunity(_Community):
-    """One ``[[max.communities]]`` entry: another MAX bot."""
+    """One ``[[max.communities]]`` entry: another MAX bot. As with OK, ``bot_id`` may be left
+    out (0): ``appeals-bot run`` learns it from the token (GET /me, bot/community_ids.py)."""
 
     bot_id: int = Field(default=0, ge=0)
     webhook_secret: SecretStr = SecretStr("")
@@ -723,8 +728,6 @@ class OkSection(_Section):
             )
         problems += _token_problems("ok", self.communities, self.token)
         for i, entry in enumerate(self.communities):
-            if entry.group_id <= 0:
-                problems.append((("communities", i, "group_id"), "the group id is required"))
             if not _OK_SECRET_RE.fullmatch(entry.webhook_secret.get_secret_value()):
                 problems.append(
                     (
@@ -741,6 +744,7 @@ class OkSection(_Section):
         return self
 
     def all_communities(self) -> list[Community]:
+        """The main group and the others whose id is known (see `OkCommunity`)."""
         found = [Community("ok", "", self.settlement, invite_url=self.invite_url, label="ok")]
         found += [
             Community(
@@ -751,6 +755,7 @@ class OkSection(_Section):
                 label=f"ok {c.group_id}",
             )
             for c in self.communities
+            if c.group_id
         ]
         return found
 
@@ -796,8 +801,6 @@ class MaxSection(_Section):
             )
         problems += _token_problems("max", self.communities, self.token)
         for i, entry in enumerate(self.communities):
-            if entry.bot_id <= 0:
-                problems.append((("communities", i, "bot_id"), "the bot's id is required"))
             if entry.comments and not entry.invite_url:
                 problems.append(
                     (
@@ -814,12 +817,14 @@ class MaxSection(_Section):
         return self
 
     def all_communities(self) -> list[Community]:
+        """The main bot and the others whose id is known (see `MaxCommunity`)."""
         found = [Community("max", "", self.settlement, self.comments, self.invite_url, "max")]
         found += [
             Community(
                 "max", str(c.bot_id), c.settlement, c.comments, c.invite_url, f"max {c.bot_id}"
             )
             for c in self.communities
+            if c.bot_id
         ]
         return found
 
@@ -942,7 +947,9 @@ class Config(BaseSettings):
         return self
 
     def communities(self) -> list[Community]:
-        """Every community (bot) of every enabled messenger, main sections first."""
+        """Every community (bot) of every enabled messenger, main sections first. An OK or
+        MAX community whose id is still to be learned (0) is not among them: `appeals-bot
+        run` learns the ids first (bot/community_ids.py, `with_learned_ids`)."""
         found: list[Community] = []
         for name in MESSENGER_SECTIONS:
             section = getattr(self, name)
@@ -1015,6 +1022,41 @@ def _overlay(base: Any, top: Any) -> Any:
                 return top  # a gap: left for validation to refuse
         return entries
     return top
+
+
+# The id keys of communities SPEC §10 does not name (so a file may leave them out, and
+# `appeals-bot run` learns them from each community's token): section -> (key, its name).
+LEARNED_ID_KEYS: dict[str, tuple[str, str]] = {
+    "ok": ("group_id", "group id"),
+    "max": ("bot_id", "bot id"),
+}
+
+
+def with_learned_ids(
+    config: Config, path: str | Path, learned: Mapping[tuple[str, int], int]
+) -> Config:
+    """`config` with the ids learned from the platforms filled in. `learned`: (section, index
+    of its [[x.communities]] entry) -> the id. Checked as ids written in the file are: two
+    communities of one messenger with one id are refused, in the same words, naming the
+    entry (ConfigError)."""
+    update: dict[str, Any] = {}
+    problems: list[str] = []
+    for name, (key, what) in LEARNED_ID_KEYS.items():
+        if not any(section == name for section, _ in learned):
+            continue
+        section = getattr(config, name)
+        entries = [
+            entry.model_copy(update={key: learned[(name, i)]}) if (name, i) in learned else entry
+            for i, entry in enumerate(section.communities)
+        ]
+        for loc, text in _duplicate_ids(_ids(entries, key), what):
+            if (name, loc[1]) in learned:
+                text += "; the id was learned from its token"
+            problems.append(_keyed((name, *loc), text))
+        update[name] = section.model_copy(update={"communities": entries})
+    if problems:
+        raise ConfigError(path, problems)
+    return config.model_copy(update=update)
 
 
 def _duplicate_titles(section: str, titles: Sequence[str]) -> list[tuple[Loc, str]]:

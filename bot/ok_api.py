@@ -10,6 +10,7 @@ correct it in one line.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, Literal
 
 import aiohttp
@@ -36,6 +37,8 @@ MAX_BUTTON_PAYLOAD = 256
 # NOT_FOUND 300, PERMISSION_DENIED 10…) is final for that message.
 RETRYABLE_ERROR_CODES = frozenset({1, 2, 8, 11, 9999})
 TIMEOUT = aiohttp.ClientTimeout(total=30)
+# [DOC §2.1] ids are prefixed strings: "group:12345678901234".
+_GROUP_ID_RE = re.compile(r"group:([1-9][0-9]{0,18})")
 
 
 class OkApiError(Exception):
@@ -196,6 +199,16 @@ class OkClient:
         if status >= 400:
             raise OkApiError(f"HTTP {status}", retryable=False)
         return data
+
+    async def group_id(self) -> int:
+        """The id of the group the token is of: GET /graph/me/info answers
+        {"name", "group_id": "group:<id>"} [DOC §2.2 token owner]."""
+        data = await self._request("GET", "/me/info")
+        value = data.get("group_id") if isinstance(data, dict) else None
+        match = _GROUP_ID_RE.fullmatch(value) if isinstance(value, str) else None
+        if match is None:
+            raise OkApiError("an answer without the group's id", retryable=False)
+        return int(match.group(1))
 
     async def subscriptions(self) -> list[Subscription]:
         data = await self._request("GET", "/me/subscriptions")

@@ -41,6 +41,7 @@ from maxapi.exceptions.max import InvalidToken, MaxApiError, MaxConnection, MaxU
 from maxapi.types import InputMediaBuffer
 from maxapi.types.attachments.upload import AttachmentPayload, AttachmentUpload
 from maxapi.types.message import NewMessageLink
+from pydantic import ValidationError
 
 from bot.channels.base import Capabilities, Channel, Runtime, SendError
 from bot.channels.lanes import in_sender_order
@@ -57,6 +58,7 @@ from bot.channels.max_format import (
     parse_update,
     sender,
 )
+from bot.community_ids import IdUnavailable
 from bot.config import MaxSection
 from bot.inbox import Accepted
 from bot.pagination import PageMemory, keyboard_pages
@@ -154,6 +156,27 @@ class _MaxBot:
         return f"{MARKER_KEY}.{self.key}" if self.key else MARKER_KEY
 
 
+async def fetch_bot_id(config: MaxSection, token: str) -> int:
+    """The id of the bot `token` is of: GET /me answers BotInfo, whose `user_id` it is
+    (schema: paths./me.get, components/schemas/User). Raises IdUnavailable with what went
+    wrong in a few words (never a body: a proxy's page, or a token echoed back)."""
+    bot = make_bot(config, token)
+    try:
+        me = await bot.get_me()
+    except InvalidToken:
+        raise IdUnavailable("GET /me: 401 Unauthorized") from None
+    except (MaxApiError, MaxConnection) as error:
+        raise IdUnavailable(f"GET /me: {_reason(error)}") from None
+    except ValidationError:
+        raise IdUnavailable("GET /me: an answer without the bot's user_id") from None
+    finally:
+        await bot.close_session()
+    user_id = getattr(me, "user_id", None)
+    if not isinstance(user_id, int) or user_id <= 0:
+        raise IdUnavailable("GET /me: an answer without the bot's user_id")
+    return user_id
+
+
 class MaxChannel(Channel):
     platform = PLATFORM
     capabilities = Capabilities(buttons=True, photos=True, max_text=MAX_TEXT)
@@ -172,7 +195,9 @@ class MaxChannel(Channel):
             config.comments,
         )
         self._bots: dict[str, _MaxBot] = {"": main}
-        for entry in config.communities:
+        for i, entry in enumerate(config.communities):
+            if not entry.bot_id:  # bot/community_ids.py learns it before channels are built
+                raise ValueError(f"max.communities[{i}]: the bot's id is not known yet")
             key = str(entry.bot_id)
             self._bots[key] = _MaxBot(
                 key,

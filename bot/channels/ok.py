@@ -90,7 +90,9 @@ class OkChannel(Channel):
 
         main = group("", config.token.get_secret_value(), config.webhook_secret.get_secret_value())
         self._groups: dict[str, _Group] = {"": main}
-        for entry in config.communities:
+        for i, entry in enumerate(config.communities):
+            if not entry.group_id:  # bot/community_ids.py learns it before channels are built
+                raise ValueError(f"ok.communities[{i}]: the group's id is not known yet")
             key = str(entry.group_id)
             self._groups[key] = group(
                 key, entry.token.get_secret_value(), entry.webhook_secret.get_secret_value()
