@@ -36,6 +36,7 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -174,7 +175,7 @@ def _one(
         stop(process)
 
 
-async def _round_trips(residents: int = 20) -> list[tuple[str, int, float]]:
+async def _round_trips(residents: int = 20) -> list[tuple[str, int, float, int]]:
     """Database round trips per dialogue step (waits for the database's thread), counted
     in-process on the real `Engine` and database: each step's own transaction, BEGIN and
     COMMIT included (alone, an update pays
@@ -191,6 +192,7 @@ async def _round_trips(residents: int = 20) -> list[tuple[str, int, float]]:
     limits = dataclasses.replace(settings.limits, messages_per_minute=1_000_000)
     settings = dataclasses.replace(settings, limits=limits)
     counts: list[list[int]] = [[] for _ in DIALOGUE]
+    statements: list[list[int]] = [[] for _ in DIALOGUE]
     with tempfile.TemporaryDirectory(prefix="appeals-trips-") as folder:
         logger.remove()  # the dialogue's own log lines are not what is printed here
         database = await Database.open(Path(folder) / "appeals.db")
@@ -211,27 +213,69 @@ async def _round_trips(residents: int = 20) -> list[tuple[str, int, float]]:
                         display_name="Житель",
                         event_id=str(update),
                     )
-                    before = database.round_trips
+                    before, issued = database.round_trips, database.statements
                     if not await engine.handle(message):
                         raise RuntimeError(f"step {step + 1} was not handled")
                     counts[step].append(database.round_trips - before)
+                    statements[step].append(database.statements - issued)
         finally:
             await database.close()
     return [
-        (text, max(c), statistics.mean(c)) for (text, _), c in zip(DIALOGUE, counts, strict=True)
+        (text, max(c), statistics.mean(c), max(s))
+        for (text, _), c, s in zip(DIALOGUE, counts, statements, strict=True)
     ]
+
+
+async def _statement_cost(count: int = 5000) -> tuple[float, float]:
+    """CPU µs per statement (both threads): a small INSERT through aiosqlite, posted five at
+    a time as an update's writes are, and the same through the standard sqlite3 module on
+    the calling thread. The difference is aiosqlite's hop to its thread and back (a future,
+    a queue, the GIL, a wake-up of the loop), paid by every statement."""
+    from storage.sqlite import SqliteConnection
+
+    create = "CREATE TABLE t (a INTEGER, b TEXT)"
+    insert = "INSERT INTO t VALUES (?, ?)"
+    with tempfile.TemporaryDirectory(prefix="appeals-hop-") as folder:
+        conn = await SqliteConnection.connect(str(Path(folder) / "aio.db"))
+        try:
+            await conn.execute(create)
+            await conn.execute("PRAGMA synchronous = OFF")
+            start = time.process_time()
+            for i in range(count // 5):
+                for _ in range(5):
+                    conn.post(insert, (i, "x"))
+                await conn.flush()
+            hop = (time.process_time() - start) / count * 1e6
+        finally:
+            await conn.close()
+        raw = sqlite3.connect(Path(folder) / "raw.db", isolation_level=None)
+        try:
+            raw.execute(create)
+            raw.execute("PRAGMA synchronous = OFF")
+            start = time.process_time()
+            for i in range(count):
+                raw.execute(insert, (i, "x"))
+            direct = (time.process_time() - start) / count * 1e6
+        finally:
+            raw.close()
+    return hop, direct
 
 
 def _print_round_trips() -> None:
     trips = asyncio.run(_round_trips())
     print(
         "Database round trips per dialogue step (waits for aiosqlite's thread, BEGIN and COMMIT"
-        " included; the writes of an update go together in one):"
+        " included; the writes of an update go together in one), and statements:"
     )
-    for text, most, mean in trips:
-        print(f"  {text[:40]:<40} {most:>3} (mean {mean:.1f})")
-    ordinary = [most for text, most, _ in trips if text != "Отправить"]
+    for text, most, mean, issued in trips:
+        print(f"  {text[:40]:<40} {most:>3} (mean {mean:.1f})  {issued:>3} statements")
+    ordinary = [most for text, most, _, _ in trips if text != "Отправить"]
     print(f"  an ordinary step: at most {max(ordinary)}; registering the appeal: {trips[-1][1]}")
+    hop, direct = asyncio.run(_statement_cost())
+    print(
+        f"  CPU per statement: {hop:.0f} µs through aiosqlite (each statement is a hop to its"
+        f" thread and back), {direct:.0f} µs with sqlite3 on the calling thread"
+    )
     print()
 
 
