@@ -15,12 +15,14 @@ every appeal. What must hold: every appeal registered once, numbers 1..N; every 
 given every reply of the dialogue, their number and the answer exactly once; the outbox
 empty.
 
-The kill comes with updates acknowledged or fetched and not yet answered. It does not aim
-at the moment between a send and its record in the outbox (bot/delivery.py records sent
-rows a few milliseconds later, in batches): a kill there would have the survivor send that
-message again once the claim expires, on Telegram and MAX (VK drops it by random_id).
-Killing while the replies stream out (tried three times) showed no such resend, but
-nothing in the product rules it out.
+The kill comes with updates acknowledged or fetched and not yet answered. A message sent in
+the last milliseconds before a kill -9, whose record in the outbox was not yet committed
+(bot/delivery.py records sent rows a few milliseconds later, in batches), is sent again by
+the survivor once the claim expires: VK drops the repeat by its random_id, Telegram and MAX
+have no such key (README, «Several instances»). So from the cut step until the kill the
+fake Telegram and MAX refuse every send (HTTP 500), as tests/test_durable_intake.py does:
+nothing of that step reaches them from the dying instance, and the survivor sends it all.
+(The first CI run of this test, without the refusal, showed 6 Telegram replies twice.)
 
 "Exactly once" is checked against a control resident per messenger who files after the kill
 on the survivor alone: every resident must have received, message for message, what the
@@ -54,6 +56,7 @@ import psycopg
 import pytest
 
 from bot.cli import example_config_path
+from tests.fakes.max import SEND_MESSAGE as MAX_SEND
 from tests.fakes.max import TOKEN as MAX_TOKEN
 from tests.fakes.max import FakeMax
 from tests.fakes.telegram import FakeTelegram
@@ -331,6 +334,9 @@ async def test_two_instances_one_killed_every_appeal_once_and_the_poll_taken_ove
         # Webhooks acknowledged, then MAX updates pushed (the poll the first instance holds
         # returns with them at once), none waited for: then the holder dies.
         cut = range(KILL_AFTER, KILL_AFTER + 1)
+        # No idempotency key on Telegram and MAX: their sends fail until the kill (above).
+        fakes.tg.fail_method("sendMessage", 500, 1_000_000)
+        fakes.max.fail_method(MAX_SEND, 500, 1_000_000)
         await walk([p for p in people if p[0] != "max"], cut, wait_last=False)
         fetched = fakes.max.delivered_updates
         await walk([p for p in people if p[0] == "max"], cut, wait_last=False)
@@ -343,6 +349,8 @@ async def test_two_instances_one_killed_every_appeal_once_and_the_poll_taken_ove
         assert first.process is not None
         first.process.kill()  # kill -9 with updates in hand
         assert await asyncio.wait_for(first.process.wait(), 10) == -9
+        fakes.tg._failures.clear()
+        fakes.max._failures.clear()
         killed_at = time.monotonic()
         instances = [second, second]
         assert MAX_POLL not in second.text()  # it was on standby until now
