@@ -231,7 +231,10 @@ class DeliveryWorker:
             logger.opt(exception=task.exception()).error(
                 "delivery to a chat failed platform={}", chat[0]
             )
-        if chat in self._recheck or self._full or task.cancelled() or task.exception():
+        # Shared (PostgreSQL): a pass does not see a chat whose head this instance has
+        # claimed (storage/outbox.py due_heads), so it cannot have asked for a recheck.
+        recheck = chat in self._recheck or self._db.shared
+        if recheck or self._full or task.cancelled() or task.exception():
             self._recheck.discard(chat)
             self.wake()  # this chat may have more, or a place is free for one that waits
 
@@ -279,7 +282,7 @@ class DeliveryWorker:
                 return
             for row, _ in batch:
                 self._unrecorded.pop(row.id, None)
-            if self._held_for_record:
+            if self._held_for_record or self._db.shared:
                 self._held_for_record = False
                 self.wake()  # chats held back while their rows were being recorded
 

@@ -242,11 +242,13 @@ class Engine:
         breaks (a draft written by an older version, say): it is dropped, so the next
         message starts from the menu instead of failing for ever."""
         identity = message.identity
-        repeated = identity in self._failed
-        self._failed[identity] = None
-        self._failed.move_to_end(identity)
-        while len(self._failed) > FAILED_REMEMBERED:
-            self._failed.popitem(last=False)
+        # A comment's failure says nothing of the person's private form: not counted.
+        repeated = identity in self._failed and message.comment is None
+        if message.comment is None:
+            self._failed[identity] = None
+            self._failed.move_to_end(identity)
+            while len(self._failed) > FAILED_REMEMBERED:
+                self._failed.popitem(last=False)
         try:
             async with self.db.transaction() as tx:
                 if inbox_id is not None:

@@ -57,7 +57,7 @@ if TYPE_CHECKING:
 from storage.times import to_db
 
 # The report's indexes come with migration 4; an older file is upgraded by starting the bot.
-MIN_SCHEMA_VERSION = 4
+MIN_SCHEMA_VERSION = 8  # the communities and comment items the registers count
 BUSY_TIMEOUT_MS = 5000
 REGISTER_BATCH = 1000
 

@@ -656,3 +656,34 @@ async def test_rows_waiting_for_a_retry_survive_a_restart(config: Config, clock:
         await restarted.stop()
     [done] = raw_rows(path, "SELECT status, attempts FROM outbox")
     assert (done["status"], done["attempts"]) == ("sent", 2)
+
+
+async def test_on_a_shared_database_a_row_behind_a_send_goes_when_the_send_ends(
+    postgres_url: str, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL: a pass does not see a chat whose head this instance has claimed, so it
+    cannot ask for the chat to be looked at again. The next reply, queued while the previous
+    one is being sent, still goes out when that send ends, not at the next idle poll (here
+    made a minute long, so that waiting for it fails the test)."""
+    import bot.delivery
+    from storage.postgres import PostgresDatabase
+
+    monkeypatch.setattr(bot.delivery, "IDLE_POLL_SECONDS", 60.0)
+    db = await PostgresDatabase.open(postgres_url, pool_size=4)
+    vk = FlakyChannel("vk")
+    worker = make_worker(db, clock, vk)
+    worker.start()
+    try:
+        vk.stall("a")
+        await enqueue(db, "a", "a1", clock.now)
+        worker.wake()
+        await asyncio.wait_for(vk.tried_to("a"), 10)
+        await enqueue(db, "a", "a2", clock.now)
+        worker.wake()  # as the engine does when it has queued a message
+        vk.release("a")
+        async with asyncio.timeout(10):
+            while vk.texts_to("a") != ["a1", "a2"]:
+                await asyncio.sleep(0.01)
+    finally:
+        await worker.stop()
+        await db.close()

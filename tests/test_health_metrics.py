@@ -16,6 +16,7 @@ outage is seen within a second or two; every wait is a bounded poll for a condit
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import sqlite3
@@ -31,6 +32,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bot.app import App
 from bot.channels.base import Liveness
+from bot.channels.memory import MemoryChannel
 from bot.channels.telegram import TelegramChannel
 from bot.channels.vk import VkChannel
 from bot.config import Config, StorageSection
@@ -435,3 +437,44 @@ def test_the_readme_names_every_metric_and_only_real_ones() -> None:
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text("utf-8")
     named = set(re.findall(r"\bappeals_bot_[a-z_]+", readme))
     assert named == exposed
+
+
+async def test_a_poll_loop_that_fails_starts_again_and_is_judged_by_its_polls(
+    tmp_path: Path, storage_url: str
+) -> None:
+    """A poll loop that ends with an error (the database unreachable while it reads its
+    saved position, say) is started again, not left dead behind a healthy "polling": while
+    it completes no poll it is failing after the limit, and it polls again afterwards."""
+    from storage.db import open_store
+
+    db = await open_store(storage_url)
+    channel = MemoryChannel("vk")
+    channel.poll_restart_seconds = 0.05
+    channel.expect_polls()
+    runs: list[float] = []
+    polled = asyncio.Event()
+
+    async def poll() -> None:
+        runs.append(asyncio.get_running_loop().time())
+        if len(runs) < 3:
+            raise RuntimeError("could not read the saved position")
+        channel.mark_received()
+        polled.set()
+        await asyncio.Event().wait()  # polls on, until cancelled
+
+    task = asyncio.create_task(channel.poll_alone(db, "vk.longpoll.ts", poll))
+    try:
+        await asyncio.wait_for(polled.wait(), WITHIN)
+        assert len(runs) == 3  # started again after each failure
+        now = asyncio.get_running_loop().time()
+        assert channel.liveness(POLL_LIMIT).detail == "polling"
+        # Judged by its polls while it holds the poll: quiet for longer than the limit fails.
+        late = channel.liveness(POLL_LIMIT, now=now + POLL_LIMIT + 1)
+        assert late.receiving is False and late.how == "long poll", late
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await db.close()
+    # Not holding the poll any more: standby, whatever its last poll was.
+    assert channel.liveness(POLL_LIMIT, now=now + 10 * POLL_LIMIT).detail == "standby"

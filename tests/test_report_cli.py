@@ -255,11 +255,14 @@ async def test_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture
     assert await cli("export", "--db", str(missing)) == 1
     assert "no database file here" in capsys.readouterr().err
 
-    old = tmp_path / "old.db"
-    database = await Database.open(old, migrate_to=3)
-    await database.close()
-    assert await cli("report", "--db", str(old)) == 1
-    assert "schema version 3 is older than reports need (4)" in capsys.readouterr().err
+    for version in (3, 7):  # 7: before the communities and comments the reports count
+        old = tmp_path / f"old-{version}.db"
+        database = await Database.open(old, migrate_to=version)
+        await database.close()
+        for command in ("report", "export"):
+            assert await cli(command, "--db", str(old)) == 1
+            err = capsys.readouterr().err
+            assert f"schema version {version} is older than reports need (8)" in err, err
 
     fresh = tmp_path / "fresh.db"
     database = await Database.open(fresh)

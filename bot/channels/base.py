@@ -10,6 +10,8 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from loguru import logger
+
 from bot.channels.runtime import Intake, Runtime
 from bot.photos import PhotoUnavailable, fetch_url
 from handlers.messages import Outgoing, Photo
@@ -82,6 +84,7 @@ class Channel(ABC):
     _received_at: float | None = None
     _needs_set_up: bool = False
     _set_up_done: bool = False
+    poll_restart_seconds: float = 5.0  # a poll loop that failed starts again after this
     _leading: int = 0  # long polls (one per community) this instance holds the lock of
 
     def expect_polls(self) -> None:
@@ -115,12 +118,24 @@ class Channel(ABC):
 
         async def leading() -> None:
             self._leading += 1
-            self._watched_since = time.monotonic()
             try:
-                await poll()
-            except asyncio.CancelledError:
+                while True:
+                    self._watched_since = time.monotonic()  # judged by its polls from now
+                    try:
+                        await poll()
+                        return
+                    except asyncio.CancelledError:
+                        raise
+                    except Exception as error:  # a poll loop never dies silently
+                        logger.warning(
+                            "{} long poll stopped ({}), starting again in {:.0f} s",
+                            self.platform,
+                            type(error).__name__,
+                            self.poll_restart_seconds,
+                        )
+                        await asyncio.sleep(self.poll_restart_seconds)
+            finally:
                 self._leading -= 1  # the lock was lost (or the app stops): waiting again
-                raise
 
         await db.exclusively(key, leading)
 
@@ -131,7 +146,9 @@ class Channel(ABC):
         if self._receives_by == "poll" and not self._leading:
             return Liveness(True, "long poll", "standby", ago)
         if self._receives_by == "poll":
-            quiet = now - (self._received_at or self._watched_since)
+            # Since its last poll, or since it (re)started polling: a poll of an earlier turn
+            # as the holder, before another instance held the lock, does not count.
+            quiet = now - max(self._received_at or 0.0, self._watched_since)
             if quiet > poll_limit:
                 return Liveness(False, "long poll", f"no poll completed for {quiet:.0f} s", ago)
             return Liveness(True, "long poll", "polling", ago)
