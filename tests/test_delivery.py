@@ -667,6 +667,7 @@ async def test_on_a_shared_database_a_row_behind_a_send_goes_when_the_send_ends(
     made a minute long, so that waiting for it fails the test)."""
     import bot.delivery
     from storage.postgres import PostgresDatabase
+    from tests.test_process import until
 
     monkeypatch.setattr(bot.delivery, "IDLE_POLL_SECONDS", 60.0)
     db = await PostgresDatabase.open(postgres_url, pool_size=4)
@@ -681,9 +682,11 @@ async def test_on_a_shared_database_a_row_behind_a_send_goes_when_the_send_ends(
         await enqueue(db, "a", "a2", clock.now)
         worker.wake()  # as the engine does when it has queued a message
         vk.release("a")
-        async with asyncio.timeout(10):
-            while vk.texts_to("a") != ["a1", "a2"]:
-                await asyncio.sleep(0.01)
+
+        async def both_sent() -> bool:
+            return vk.texts_to("a") == ["a1", "a2"]
+
+        await until(both_sent, 10, "a2 sent once a1's send ended")
     finally:
         await worker.stop()
         await db.close()
