@@ -85,7 +85,14 @@ class ResidentRepository:
             found = await self.find(platform, user_id)
             assert found is not None
             return found
-        return _resident(row)
+        resident = _resident(row)
+        if not keep_chat:  # every private chat they had, for /forget (migration 0009)
+            self._conn.post(
+                "INSERT INTO resident_chats (resident_id, community, chat_id) VALUES (?, ?, ?)"
+                " ON CONFLICT DO NOTHING",
+                (resident.id, community, chat_id),
+            )
+        return resident
 
     async def give_consent(
         self,

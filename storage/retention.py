@@ -79,7 +79,8 @@ class RetentionRepository:
 
     async def erase_person_from_outbox(self, resident_id: int) -> int:
         """A resident withdrew consent (/forget): their name and phone are replaced in every
-        stored message about their appeals or to their chat, queued or sent. Call it before
+        stored message about their appeals or to any chat they had (on OK, one per group),
+        queued or sent. Call it before
         the appeals' contacts are erased (they say what to look for)."""
         found = await self._conn.fetchall(
             "SELECT contact_name, contact_phone FROM appeals WHERE resident_id = ?"
@@ -96,8 +97,9 @@ class RetentionRepository:
         rows = await self._conn.fetchall(
             "SELECT o.id, o.body FROM outbox o WHERE o.appeal_id IN"
             " (SELECT id FROM appeals WHERE resident_id = ?)"
-            " OR EXISTS (SELECT 1 FROM residents r WHERE r.id = ?"
-            " AND r.platform = o.platform AND r.chat_id = o.chat_id)",
+            " OR EXISTS (SELECT 1 FROM residents r JOIN resident_chats c"
+            " ON c.resident_id = r.id WHERE r.id = ? AND r.platform = o.platform"
+            " AND c.chat_id = o.chat_id)",
             (resident_id, resident_id),
         )
         changed = [

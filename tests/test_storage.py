@@ -706,6 +706,31 @@ async def test_erase_contacts_of_resident(db: Database) -> None:
     )
 
 
+async def test_forget_finds_the_messages_of_every_chat_a_person_had(db: Database) -> None:
+    """On OK a person's chat id differs from group to group, and the resident row keeps only
+    the latest: the name sent to the first group's chat is still found and erased."""
+    async with db.transaction() as tx:
+        first = await tx.residents.get_or_create("ok", "u1", "chat-a", NOW, community="g1")
+        await tx.residents.give_consent(
+            first.id, version="1", text_hash="h", display_name="Иван Петров", now=NOW
+        )
+        await tx.outbox.add("ok", "chat-a", {"text": "Иван Петров, проверьте"}, NOW, community="g1")
+    async with db.transaction() as tx:
+        known = await tx.residents.find("ok", "u1")
+        moved = await tx.residents.get_or_create(
+            "ok", "u1", "chat-b", NOW, known=known, community="g2"
+        )
+        assert (moved.id, moved.chat_id) == (first.id, "chat-b")
+        await tx.outbox.add("ok", "chat-b", {"text": "Иван Петров, ещё"}, NOW, community="g2")
+        await tx.outbox.add("ok", "chat-c", {"text": "Иван Петров — другой"}, NOW)
+    async with db.transaction() as tx:
+        assert await tx.retention.erase_person_from_outbox(first.id) == 2
+    async with db.transaction() as tx:
+        bodies = {row.chat_id: row.body for row in await tx.outbox.due_heads(NOW, ["ok"], 10)}
+    assert "Иван Петров" not in bodies["chat-a"] and "Иван Петров" not in bodies["chat-b"]
+    assert "Иван Петров" in bodies["chat-c"]  # somebody else's chat: not theirs to erase
+
+
 async def test_drafts_save_get_update_delete_and_purge(db: Database) -> None:
     data = {"category": "roads", "photos": [{"platform": "vk", "ref": "p1", "url": None}], "n": 2}
     async with db.transaction() as tx:
