@@ -54,8 +54,12 @@ async def handle_comment(ctx: Context, *, banned: bool = False) -> None:
 async def comment_flood(ctx: Context) -> None:
     """One person posts comments faster than `limits.messages_per_minute`: the moderators
     hear of it once (with the way to ban), and the comments of the next few minutes are not
-    registered. Nothing is said to the author: it would be said in public."""
+    registered. Nothing is said to the author: it would be said in public. A community that
+    takes no comments registers none anyway: nobody is told."""
     message = ctx.message
+    community = ctx.settings.community(message.platform, message.community)
+    if community is None or not community.comments:
+        return
     author = neutralise_bidi(message.display_name) or message.identity
     event = message.comment
     if event is not None and event.author_link:

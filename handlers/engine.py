@@ -19,7 +19,7 @@ from handlers.comments import comment_flood, handle_comment
 from handlers.context import Context, ReadAhead, Work
 from handlers.dialogue.resident import handle_resident, withdrawal
 from handlers.flood import FloodGuard, Verdict
-from handlers.messages import COMMENT_NEW, Incoming, Outgoing
+from handlers.messages import COMMENT_DELETE, COMMENT_NEW, Incoming, Outgoing
 from handlers.notify import queue
 from handlers.settings import HandlerSettings
 from handlers.staff.actions import Outcome
@@ -220,8 +220,8 @@ class Engine:
     def _verdict(self, message: Incoming, now: datetime) -> Verdict:
         if message.platform in self._unflooded:
             return Verdict.PASS
-        if message.comment is not None and not _adds(message):
-            return Verdict.PASS  # an edit or a deletion changes an item, it adds none
+        if message.comment is not None and message.comment.action == COMMENT_DELETE:
+            return Verdict.PASS  # a deletion closes an item; edits count like comments
         return self._flood.check(message.identity, now)
 
     async def _turned_away(self, ctx: Context) -> bool:

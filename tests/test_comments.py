@@ -249,6 +249,52 @@ async def test_a_flood_of_comments_warns_once_and_the_figures_stay_right(
         assert "Сергино" in replies[-1].text
 
 
+async def test_a_flood_of_edits_is_limited_like_new_comments(
+    tmp_path: Path, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Edits count towards the flood limit too: 300 edits of one comment add a bounded
+    number of thread entries, and the moderators hear of it once."""
+    monkeypatch.chdir(tmp_path)
+    async with two_by_two(
+        tmp_path, clock, sergino={"comments": True}, limits={"messages_per_minute": 20}
+    ) as deployment:
+        vk: FakeVK = deployment.vk
+        moderator = TgStaff(deployment, MODERATOR, deployment.district_bot)
+        await moderator.say("/start")
+        edited = await comment(deployment, "Когда починят дорогу у школы?")
+        before = vk.delivered_events
+        for i in range(300):
+            vk.wall_reply_edit(edited.id, f"Когда починят дорогу у школы? Правка {i}")
+        await vk.wait_for(lambda: vk.delivered_events >= before + 300, 60, "300 edits")
+        [(entries,)] = await deployment.rows(
+            "SELECT count(*) FROM appeal_events WHERE appeal_id = 1 AND kind = 'edited'"
+        )
+        assert 0 < entries < 20
+        warnings = [m for m in moderator.inbox if m.text.startswith("Слишком много комментариев")]
+        assert len(warnings) == 1
+
+
+async def test_a_flood_where_comments_are_not_taken_tells_nobody(
+    tmp_path: Path, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The district's own community takes no comments: a flood of them there is nobody's
+    business, the moderators are not told."""
+    monkeypatch.chdir(tmp_path)
+    async with two_by_two(
+        tmp_path, clock, sergino={"comments": True}, limits={"messages_per_minute": 20}
+    ) as deployment:
+        vk: FakeVK = deployment.vk
+        moderator = TgStaff(deployment, MODERATOR, deployment.district_bot)
+        await moderator.say("/start")
+        before = vk.delivered_events
+        for i in range(40):
+            vk.wall_reply_new(RESIDENT, f"Комментарий {i}", post_id=POST, group_id=DISTRICT)
+        await vk.wait_for(lambda: vk.delivered_events >= before + 40, 60, "40 comments")
+        await deployment.settle()
+        assert await items(deployment) == []
+        assert not [m for m in moderator.inbox if m.text.startswith("Слишком много")]
+
+
 async def test_the_registers_count_comments_apart_by_community(deployment: Deployment) -> None:
     """/stats, the report and the register: the community as a column, comment items apart
     from appeals (SPEC §9, §14)."""
