@@ -246,10 +246,25 @@ class DeliveryWorker:
             handled += 1
             message_ids = await self._send(self._channels[row.platform], row)
             if message_ids is None:
+                await self._give_back(rows[handled:])
                 return handled
             self._unrecorded[row.id] = (row, message_ids)  # first: this cannot fail
             self._record_soon()
         return handled
+
+    async def _give_back(self, rows: list[OutboxRow]) -> None:
+        """Shared database: the rows of a chat that wait behind a retry are given back, so the
+        chat's next pass (after the retry's delay) claims them again; kept, they would wait
+        for the claim to expire ([delivery] claim_seconds)."""
+        if not rows or not self._db.shared:
+            return
+        try:
+            async with self._db.transaction() as tx:
+                await tx.outbox.release([row.id for row in rows])
+        except Exception as error:  # they go out when their claim expires
+            logger.warning(
+                "claims not given back ({}) platform={}", type(error).__name__, rows[0].platform
+            )
 
     def _record_soon(self) -> None:
         if self._recorder is None or self._recorder.done():

@@ -254,6 +254,13 @@ def postgres_url(postgres_server: str) -> Iterator[str]:
 
 
 @pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    """The SQLite file of the test's database. A test that takes it reads or writes the file
+    itself, and so runs on SQLite only (pytest_generate_tests)."""
+    return tmp_path / "appeals.db"
+
+
+@pytest.fixture
 def storage_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
     """The `[storage] url` of the test's backend (SQLite: tmp_path/appeals.db)."""
     if backend == "postgresql":

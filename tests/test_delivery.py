@@ -25,7 +25,7 @@ from handlers import texts
 from handlers.keyboards import NEW
 from handlers.messages import Incoming, Outgoing
 from storage.db import Database
-from tests.conftest import Clock, Harness, Person
+from tests.conftest import Clock, Harness, Person, open_test_store
 
 EPSILON = 1e-6
 
@@ -176,13 +176,10 @@ async def enqueue(
 
 
 @pytest.fixture
-def db_path(tmp_path: Path) -> Path:
-    return tmp_path / "outbox.db"
-
-
-@pytest.fixture
-async def db(db_path: Path) -> AsyncIterator[Database]:
-    database = await Database.open(db_path)
+async def db(storage_url: str) -> AsyncIterator[Database]:
+    """The outbox on each backend; a test that also reads the SQLite file (`db_path`) runs
+    on SQLite only."""
+    database = await open_test_store(storage_url)
     yield database
     await database.close()
 

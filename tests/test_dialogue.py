@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
+from bot.config import Config
 from handlers import texts
 from storage.models import Draft, Photo, Status
-from tests.conftest import Harness, Person
+from tests.conftest import Harness, Person, make_config
 from tests.flows import DESCRIPTION, file_appeal, to_description
+
+
+@pytest.fixture
+def config(storage_url: str) -> Config:
+    """The dialogue on each backend (SQLite; PostgreSQL where APPEALS_TEST_POSTGRES_URL names
+    a server, SPEC §15)."""
+    return make_config(storage_url)
 
 
 async def test_happy_path_stores_every_field(harness: Harness, resident: Person) -> None:
@@ -344,7 +353,7 @@ async def test_residents_are_kept_apart(harness: Harness) -> None:
 
 
 async def test_a_broken_draft_is_dropped_after_failing_twice(
-    harness: Harness, resident: Person
+    harness: Harness, resident: Person, db_path: Path
 ) -> None:
     import asyncio
     import sqlite3
@@ -352,7 +361,7 @@ async def test_a_broken_draft_is_dropped_after_failing_twice(
     await to_description(resident)
 
     def corrupt() -> None:  # a draft no version of the dialogue can read
-        with sqlite3.connect(harness.config.storage.sqlite_path, timeout=10) as raw:
+        with sqlite3.connect(db_path, timeout=10) as raw:
             raw.execute("UPDATE drafts SET data = '{not json'")
 
     await asyncio.to_thread(corrupt)
