@@ -14,6 +14,7 @@ import pytest
 from yarl import URL
 
 from handlers import texts
+from handlers.messages import CommentEvent
 from storage.models import Status
 from tests.conftest import Clock, Harness, Person, office_config
 from tests.flows import file_appeal
@@ -202,3 +203,41 @@ async def test_web_when_the_dashboard_is_off(tmp_path: Path, clock: Clock) -> No
         assert answer.text == texts.WEB_OFF
     finally:
         await harness.app.stop()
+
+
+async def test_a_comment_item_shows_as_a_comment(
+    tmp_path: Path, clock: Clock, browsers: list[Browser]
+) -> None:
+    """A comment under a post (SPEC §14) is listed as «Комментарий под постом» and its page
+    says «Комментарий №N», with the link to the comment and the public-answer warning."""
+    config = office_config(
+        tmp_path,
+        web={"port": 0, "public_url": "http://127.0.0.1:1"},
+        dashboard={"enabled": True},
+        vk={
+            "enabled": True,
+            "token": "vk1.a.dashboard-test-token",
+            "group_id": 777,
+            "settlement": "sergino",
+            "comments": True,
+        },
+    )
+    office = Harness(config, clock, platforms=("vk", "tg"))
+    await office.start()
+    try:
+        author = office.person("1001", "Иван Петров", platform="vk")
+        link = "https://vk.com/wall-777_42?reply=15"
+        await author.send(
+            "Когда починят дорогу у школы?",
+            comment=CommentEvent("new", "-777", "42", "15", link, "https://vk.com/id1001"),
+        )
+        moderator = office.person("900", "Модератор", platform="tg")
+        web = await sign_in(office, moderator, browsers)
+        await web.get("/dashboard/")
+        assert "/dashboard/appeals/1" in web.page
+        assert texts.COMMENT_CATEGORY in web.page
+        assert (await web.get("/dashboard/appeals/1")).status == 200
+        assert texts.CARD_COMMENT_SHOW.format(number=1) in web.page
+        assert link in web.page and texts.CARD_COMMENT_PUBLIC in web.page
+    finally:
+        await office.app.stop()

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from itertools import count
 
 from bot.channels.base import Capabilities, Channel, Intake, Runtime, SendError
-from handlers.messages import Incoming, Location, Outgoing, Photo
+from handlers.messages import CommentEvent, Incoming, Location, Outgoing, Photo
 
 
 class MemoryChannel(Channel):
@@ -52,8 +52,10 @@ class MemoryChannel(Channel):
         event_id: str | None = None,
         reply_to: str | None = None,
         unsupported: bool = False,
+        comment: CommentEvent | None = None,
     ) -> None:
-        """Deliver an update from `user_id` (their private chat has the same id)."""
+        """Deliver an update from `user_id` (their private chat has the same id); with
+        `comment`, a comment of theirs under a post of the community."""
         if self._intake is None:
             raise RuntimeError("channel is not started")
         await self._intake(
@@ -71,6 +73,7 @@ class MemoryChannel(Channel):
                 event_id=event_id,
                 reply_to=reply_to,
                 unsupported=unsupported,
+                comment=comment,
             )
         )
 

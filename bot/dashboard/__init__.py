@@ -40,7 +40,7 @@ from loguru import logger
 
 from bot.photos import PhotoUnavailable
 from handlers import texts
-from handlers.appeal_view import card, thread_lines
+from handlers.appeal_view import card, thread_lines, topic
 from handlers.context import Work
 from handlers.engine import Engine, StaffAction
 from handlers.figures.report import (
@@ -340,7 +340,7 @@ class Dashboard:
             "number": appeal.number,
             "status": texts.STATUS_TITLES.get(appeal.status, appeal.status),
             "settlement": self.titles.settlement(appeal.settlement),
-            "category": self.titles.category(appeal.category),
+            "category": topic(self.settings, appeal),  # a comment item's says so
             "platform": self.titles.platform(appeal.platform),
             "due": local_time(due, self.settings.timezone),
             "overdue": due < now and appeal.status in (Status.NEW, Status.IN_PROGRESS),
@@ -367,12 +367,15 @@ class Dashboard:
         appeal = await self._visible(signed, number)
         async with self.db.read() as tx:
             thread = await tx.thread.of_appeal(number)
+            comment = await tx.comments.of_item(number) if appeal.is_comment else None
         photos = len(appeal.photos) + sum(len(entry.photos) for entry in thread)
+        heading = texts.CARD_COMMENT_SHOW if appeal.is_comment else texts.DASHBOARD["appeal"]
         values = self._page(
             signed,
             number=number,
-            card=card(self.settings, appeal, texts.CARD_SHOW),
-            thread=thread_lines(self.settings, thread),
+            heading=heading.format(number=number),
+            card=card(self.settings, appeal, texts.CARD_SHOW, comment),
+            thread=thread_lines(self.settings, thread, comment=appeal.is_comment),
             photos=range(photos),
             finished=appeal.status in (Status.CLOSED, Status.REJECTED),
             settlements=[(s.code, s.title) for s in self.settings.settlements],
