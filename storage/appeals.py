@@ -119,9 +119,16 @@ def _filters(
         where.append("platform = :platform")
         params["platform"] = platform
     if text:
-        escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        where.append("text LIKE :text ESCAPE '\\'")
-        params["text"] = f"%{escaped}%"
+        # As typed, in lower case, capitalised and in upper case: LIKE folds no Cyrillic
+        # (SQLite folds ASCII only, PostgreSQL nothing), and a moderator types «яма» for
+        # «Яма на дороге». Each is a plain LIKE: no function runs per row.
+        variants = dict.fromkeys((text, text.lower(), text.capitalize(), text.upper()))
+        alternatives = []
+        for i, variant in enumerate(variants):
+            escaped = variant.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            alternatives.append(f"text LIKE :text{i} ESCAPE '\\'")
+            params[f"text{i}"] = f"%{escaped}%"
+        where.append(f"({' OR '.join(alternatives)})")
     return (" AND ".join(where), params) if where else None
 
 

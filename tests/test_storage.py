@@ -1189,6 +1189,30 @@ async def test_the_page_after_a_number_starts_where_that_appeal_stands(db: Datab
     assert (nowhere.rows, nowhere.more) == ([], False)
 
 
+async def test_the_text_search_ignores_the_case_of_cyrillic(db: Database) -> None:
+    """The dashboard's search (SPEC §16): «яма» finds «Яма на дороге» and «ЯМА во дворе»;
+    LIKE's wildcards typed by the moderator are plain characters."""
+    async with db.transaction() as tx:
+        resident = await make_resident(tx)
+        pothole = await make_appeal(tx, resident, text="Яма на дороге у школы")
+        yard = await make_appeal(tx, resident, text="ЯМА во дворе, 100% опасно")
+        lamp = await make_appeal(tx, resident, text="Сломан фонарь у дома")
+
+    async def found(text: str) -> list[int]:
+        async with db.transaction() as tx:
+            page = await tx.appeals.listing(
+                statuses=(Status.NEW,), settlements=None, limit=10, text=text
+            )
+        return sorted(appeal.number for appeal, _ in page.rows)
+
+    assert await found("яма") == [pothole, yard]
+    assert await found("Яма на дороге") == [pothole]
+    assert await found("ФОНАРЬ") == [lamp]
+    assert await found("100%") == [yard]
+    assert await found("%") == [yard]  # a percent sign, not "anything"
+    assert await found("_") == []
+
+
 async def test_one_deadline_for_every_list(db: Database) -> None:
     """A reopened appeal is due `answer_within_hours` after «Вопрос не решён», in the
     listings, /overdue and the deadline notices alike; a new answer ends that."""
