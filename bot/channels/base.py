@@ -4,9 +4,10 @@ sends normalized outgoing messages. It translates; it never decides what to say.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -84,6 +85,7 @@ class Channel(ABC):
     _received_at: float | None = None
     _needs_set_up: bool = False
     _set_up_done: bool = False
+    _tasks: list[asyncio.Task[None]]  # the channel's own (poll loops, set-ups): __init__'s
     poll_restart_seconds: float = 5.0  # a poll loop that failed starts again after this
     _leading: int = 0  # long polls (one per community) this instance holds the lock of
 
@@ -138,6 +140,23 @@ class Channel(ABC):
                 self._leading -= 1  # the lock was lost (or the app stops): waiting again
 
         await db.exclusively(key, leading)
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, None], name: str) -> None:
+        """Run a task of the channel's own (a poll loop, a set-up) until `_stop_tasks`."""
+        self._tasks.append(asyncio.create_task(coroutine, name=name))
+
+    async def _stop_tasks(self, pending: Iterable[asyncio.Future[Any]] = ()) -> None:
+        """Cancel the channel's own tasks and wait for their end (their errors were logged
+        where they happened), then let `pending` (answers to button presses) finish."""
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        for future in list(pending):
+            with contextlib.suppress(Exception):
+                await future
 
     def liveness(self, poll_limit: float, now: float | None = None) -> Liveness:
         """The verdict at `now` (time.monotonic()); see the class docstring."""

@@ -236,19 +236,8 @@ class MaxChannel(Channel):
                     f"max-polling-{bot.key or 'main'}",
                 )
 
-    def _spawn(self, coroutine: Any, name: str) -> None:
-        self._tasks.append(asyncio.create_task(coroutine, name=name))
-
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        self._tasks.clear()
-        for answer in list(self._answers):
-            with contextlib.suppress(Exception):
-                await answer
+        await self._stop_tasks(self._answers)
         for bot in self._bots.values():
             await bot.bot.close_session()
 

@@ -114,20 +114,11 @@ class OkChannel(Channel):
         self.expect_webhooks(set_up=True)  # receiving once the subscriptions are in place
         runtime.web.add_post(self._route, self._webhook)
         runtime.inbox.register(PLATFORM, self._from_inbox)
-        self._tasks = [
-            asyncio.create_task(self._subscribe(group), name=f"ok-subscribe-{group.key or 'main'}")
-            for group in self._groups.values()
-        ]
+        for group in self._groups.values():
+            self._spawn(self._subscribe(group), f"ok-subscribe-{group.key or 'main'}")
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        for answer in list(self._answers):
-            with contextlib.suppress(Exception):
-                await answer
+        await self._stop_tasks(self._answers)
         for group in self._groups.values():
             await group.client.close()
 

@@ -166,19 +166,8 @@ class TelegramChannel(Channel):
         for bot in self._bots.values():
             self._spawn(self._set_up(bot), f"tg-setup-{bot.key or 'main'}")
 
-    def _spawn(self, coroutine: Any, name: str) -> None:
-        self._tasks.append(asyncio.create_task(coroutine, name=name))
-
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        self._tasks.clear()
-        for answer in list(self._answers):
-            with contextlib.suppress(Exception):
-                await answer
+        await self._stop_tasks(self._answers)
         for bot in self._bots.values():
             await bot.bot.session.close()
 

@@ -169,22 +169,10 @@ class VkChannel(Channel):
             for community in self._communities.values():
                 work = functools.partial(self._poll_forever, community)
                 name = f"vk-longpoll-{community.group_id}"
-                self._tasks.append(
-                    asyncio.create_task(
-                        self.poll_alone(runtime.db, community.ts_key, work), name=name
-                    )
-                )
+                self._spawn(self.poll_alone(runtime.db, community.ts_key, work), name)
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks.clear()
-        for ack in list(self._acks):
-            with contextlib.suppress(Exception):
-                await ack
+        await self._stop_tasks(self._acks)
         for community in self._communities.values():
             await community.api.http_client.close()
 
