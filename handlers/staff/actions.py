@@ -122,16 +122,23 @@ def by_hand(comment: Comment) -> bool:
     return not comment.post_id
 
 
-def _under(appeal: Appeal, comment: Comment, text: str) -> Outgoing:
-    """A public answer under the item's comment, through the community it was posted in."""
-    return Outgoing(
+def _answered_under(appeal: Appeal, comment: Comment, text: str, done: str) -> Outcome:
+    """A public answer under the item's comment, through the community it was posted in;
+    `done` tells the official so. Under a comment registered by hand, the official is given
+    the text to post there themselves."""
+    number = appeal.number
+    if by_hand(comment):
+        done = texts.COMMENT_POST_BY_HAND.format(number=number, link=comment.link, text=text)
+        return _confirmed(done, number, status=Status.ANSWERED)
+    answer = Outgoing(
         appeal.platform,
         appeal.chat_id,
         text,
-        appeal_number=appeal.number,
+        appeal_number=number,
         community=appeal.community,
         comment=CommentTarget(comment.owner_id, comment.post_id, comment.comment_id),
     )
+    return _confirmed(done, number, answer, status=Status.ANSWERED)
 
 
 async def _answerable_comment(work: Work, appeal: Appeal) -> Comment | Outcome:
@@ -198,15 +205,7 @@ async def _reply_under(work: Work, actor: StaffMember, appeal: Appeal, text: str
     org = organisation(work.settings, appeal.settlement)
     answer = texts.COMMENT_ANSWER.format(text=text, organisation=org)
     await audit(work, actor, "reply", number, "public, under the comment")
-    if by_hand(comment):
-        done = texts.COMMENT_POST_BY_HAND.format(number=number, link=comment.link, text=answer)
-        return _confirmed(done, number, status=Status.ANSWERED)
-    return _confirmed(
-        texts.COMMENT_REPLIED.format(number=number),
-        number,
-        _under(appeal, comment, answer),
-        status=Status.ANSWERED,
-    )
+    return _answered_under(appeal, comment, answer, texts.COMMENT_REPLIED.format(number=number))
 
 
 async def invite(work: Work, actor: StaffMember, number: int) -> Outcome:
@@ -230,15 +229,7 @@ async def invite(work: Work, actor: StaffMember, number: int) -> Outcome:
     await work.tx.appeals.record_answer(number, work.now)
     await work.tx.thread.add(number, kind="invite", author=actor.identity, now=work.now, text=text)
     await audit(work, actor, "invite", number)
-    if by_hand(comment):
-        done = texts.COMMENT_POST_BY_HAND.format(number=number, link=comment.link, text=text)
-        return _confirmed(done, number, status=Status.ANSWERED)
-    return _confirmed(
-        texts.COMMENT_INVITED.format(number=number),
-        number,
-        _under(appeal, comment, text),
-        status=Status.ANSWERED,
-    )
+    return _answered_under(appeal, comment, text, texts.COMMENT_INVITED.format(number=number))
 
 
 async def ask(work: Work, actor: StaffMember, number: int, text: str) -> Outcome:
