@@ -4,6 +4,7 @@ tmp_path, in-memory channels, a controllable clock, and people who type and pres
 from __future__ import annotations
 
 import os
+import sqlite3
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
@@ -251,6 +252,21 @@ def postgres_url(postgres_server: str) -> Iterator[str]:
     finally:
         with psycopg.connect(postgres_server, autocommit=True) as conn:
             conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+def query(config: Config, sql: str) -> list[tuple[Any, ...]]:
+    """Rows of the configured database, read beside the app (SQLite or PostgreSQL)."""
+    storage = config.storage
+    if storage.is_postgres:
+        import psycopg
+
+        with psycopg.connect(storage.url) as conn:
+            return [tuple(row) for row in conn.execute(sql)]
+    conn = sqlite3.connect(storage.sqlite_path)
+    try:
+        return [tuple(row) for row in conn.execute(sql)]
+    finally:
+        conn.close()
 
 
 @pytest.fixture

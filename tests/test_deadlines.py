@@ -5,8 +5,9 @@ moderators after it, across restarts (nothing repeated, nothing skipped), reopen
 from __future__ import annotations
 
 import asyncio
-import sqlite3
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -15,7 +16,7 @@ from bot.app import App
 from bot.settings import handler_settings
 from handlers import texts
 from handlers.figures.deadlines import deadline_pass
-from tests.conftest import Clock, Harness, Person, office_config
+from tests.conftest import Clock, Harness, Person, office_config, query
 from tests.flows import file_appeal
 
 
@@ -30,15 +31,22 @@ async def tick(office: Harness) -> None:
     await office.app.settle()
 
 
-def notices(office: Harness) -> list[tuple[int, str, str, int]]:
-    conn = sqlite3.connect(office.config.storage.sqlite_path)
-    try:
-        return conn.execute(
-            "SELECT appeal_id, kind, due_at, recipients FROM deadline_notices"
-            " ORDER BY appeal_id, kind, due_at"
-        ).fetchall()
-    finally:
-        conn.close()
+def notices(office: Harness) -> list[tuple[Any, ...]]:
+    return query(
+        office.config,
+        "SELECT appeal_id, kind, due_at, recipients FROM deadline_notices"
+        " ORDER BY appeal_id, kind, due_at",
+    )
+
+
+@pytest.fixture
+async def office(storage_url: str, clock: Clock) -> AsyncIterator[Harness]:
+    """The district office on each backend (SQLite; PostgreSQL where
+    APPEALS_TEST_POSTGRES_URL names a server, SPEC §15)."""
+    harness = Harness(office_config(storage_url), clock, platforms=("vk", "tg"))
+    await harness.start()
+    yield harness
+    await harness.app.stop()
 
 
 async def test_reminder_then_one_escalation_across_restarts(

@@ -4,24 +4,32 @@ figures stay."""
 
 from __future__ import annotations
 
-import sqlite3
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
+import pytest
+
 from bot.channels.base import SendError
-from tests.conftest import Clock, Harness, Person
+from bot.config import Config
+from tests.conftest import Clock, Harness, Person, office_config, query
 from tests.flows import DESCRIPTION, to_description
 
 PHONE = "+79123456789"
 
 
-def rows(path: Path, sql: str) -> list[tuple[Any, ...]]:
-    connection = sqlite3.connect(path, isolation_level=None, timeout=10)
-    try:
-        return connection.execute(sql).fetchall()
-    finally:
-        connection.close()
+@pytest.fixture
+async def office(storage_url: str, clock: Clock) -> AsyncIterator[Harness]:
+    """The district office on each backend (SQLite; PostgreSQL where
+    APPEALS_TEST_POSTGRES_URL names a server, SPEC §15)."""
+    harness = Harness(office_config(storage_url), clock, platforms=("vk", "tg"))
+    await harness.start()
+    yield harness
+    await harness.app.stop()
+
+
+def rows(config: Config, sql: str) -> list[tuple[Any, ...]]:
+    return query(config, sql)
 
 
 async def file_with_contact(person: Person) -> int:
@@ -38,11 +46,11 @@ async def file_with_contact(person: Person) -> int:
 async def test_old_records_are_pruned_and_recent_ones_kept(
     office: Harness, clock: Clock, admin: Person
 ) -> None:
-    path = office.config.storage.sqlite_path
+    config = office.config
     resident = office.person("1001", "Иван Петров", platform="vk")
     await file_with_contact(resident)
-    events_before = rows(path, "SELECT count(*) FROM processed_events")[0][0]
-    sent_before = rows(path, "SELECT count(*) FROM outbox WHERE status = 'sent'")[0][0]
+    events_before = rows(config, "SELECT count(*) FROM processed_events")[0][0]
+    sent_before = rows(config, "SELECT count(*) FROM outbox WHERE status = 'sent'")[0][0]
 
     clock.advance(days=29)
     assert await office.app.apply_retention() == {"events": 0, "inbox": 0, "sent": 0, "erased": 0}
@@ -53,19 +61,19 @@ async def test_old_records_are_pruned_and_recent_ones_kept(
     clock.advance(days=91)
     done = await office.app.apply_retention()
     assert done["sent"] == sent_before
-    assert rows(path, "SELECT count(*) FROM outbox WHERE status = 'sent'") == [(0,)]
-    assert rows(path, "SELECT count(*) FROM sent_messages") == [(0,)]
-    assert rows(path, "SELECT count(*) FROM outbox WHERE status = 'pending'") == [(1,)]
+    assert rows(config, "SELECT count(*) FROM outbox WHERE status = 'sent'") == [(0,)]
+    assert rows(config, "SELECT count(*) FROM sent_messages") == [(0,)]
+    assert rows(config, "SELECT count(*) FROM outbox WHERE status = 'pending'") == [(1,)]
     assert done["events"] >= events_before
-    assert rows(path, "SELECT count(*) FROM processed_events") == [(0,)]
-    assert rows(path, "SELECT count(*) FROM appeals") == [(1,)]  # appeals are not pruned
+    assert rows(config, "SELECT count(*) FROM processed_events") == [(0,)]
+    assert rows(config, "SELECT count(*) FROM appeals") == [(1,)]  # appeals are not pruned
     assert done["erased"] == 0  # still open
 
 
 async def test_personal_data_of_long_closed_appeals_is_erased_figures_kept(
     office: Harness, clock: Clock, admin: Person
 ) -> None:
-    path = office.config.storage.sqlite_path
+    config = office.config
     resident = office.person("1001", "Иван Петров", platform="vk")
     old = await file_with_contact(resident)
     await admin.say(f"/reply {old} Яму засыплем до пятницы.")
@@ -78,16 +86,16 @@ async def test_personal_data_of_long_closed_appeals_is_erased_figures_kept(
     done = await office.app.apply_retention()
     assert done["erased"] == 1
     [erased] = rows(
-        path,
+        config,
         f"SELECT text, contact_name, contact_phone, photos, status, category, settlement,"
         f" erased_at IS NOT NULL FROM appeals WHERE id = {old}",
     )
     assert erased == ("", None, None, "[]", "closed", "roads", "sergino", 1)
-    assert rows(path, f"SELECT count(text) FROM appeal_events WHERE appeal_id = {old}") == [(0,)]
-    kept = rows(path, f"SELECT text, contact_phone FROM appeals WHERE id = {recent}")
+    assert rows(config, f"SELECT count(text) FROM appeal_events WHERE appeal_id = {old}") == [(0,)]
+    kept = rows(config, f"SELECT text, contact_phone FROM appeals WHERE id = {recent}")
     assert kept == [(DESCRIPTION, PHONE)]
     # Nothing about the erased appeal still names the person in a stored message.
-    bodies = [b for (b,) in rows(path, f"SELECT body FROM outbox WHERE appeal_id = {old}")]
+    bodies = [b for (b,) in rows(config, f"SELECT body FROM outbox WHERE appeal_id = {old}")]
     assert all(PHONE not in body and "Петров" not in body for body in bodies)
     # The figures still count it.
     async with office.app.db.transaction() as tx:
@@ -103,19 +111,19 @@ async def test_forget_erases_the_person_from_stored_messages_banned_or_not(
 ) -> None:
     """Issue 14 item 6 and issue 13: a banned resident can still withdraw consent, and
     /forget erases the name and phone from the outbox too, queued or sent."""
-    path = office.config.storage.sqlite_path
+    config = office.config
     resident = office.person("1001", "Иван Петров", platform="vk")
     number = await file_with_contact(resident)
     # The notification to Сергино's administrator names the resident and the phone.
-    assert any(PHONE in body for (body,) in rows(path, "SELECT body FROM outbox"))
+    assert any(PHONE in body for (body,) in rows(config, "SELECT body FROM outbox"))
     await moderator.say("/ban vk:1001 спам")
     await resident.say("Здравствуйте")  # the one notice of the ban
     await resident.say("/forget")
     assert resident.labels[:1] == ["Да, удалить"]
     await resident.press("Да, удалить")
     assert "удален" in resident.text.casefold()
-    [appeal] = rows(path, f"SELECT contact_name, contact_phone FROM appeals WHERE id = {number}")
+    [appeal] = rows(config, f"SELECT contact_name, contact_phone FROM appeals WHERE id = {number}")
     assert appeal == (None, None)
-    bodies = [body for (body,) in rows(path, "SELECT body FROM outbox")]
+    bodies = [body for (body,) in rows(config, "SELECT body FROM outbox")]
     assert not any(PHONE in body or "Петров" in body for body in bodies)
     assert await resident.say("Подать обращение") == []  # still banned for everything else
