@@ -443,6 +443,23 @@ class MaxCommunity(_Community):
         return _max_secret(value)
 
 
+def _bot_problems(
+    name: str, token: SecretStr, webhook: bool, webhook_url: str, webhook_secret: SecretStr
+) -> list[tuple[Loc, str]]:
+    """A bot's section (Telegram, MAX) enabled: its token, and in webhook mode the address
+    and the secret."""
+    problems: list[tuple[Loc, str]] = []
+    if not _secret_is_set(token):
+        problems.append((("token",), f"required when {name}.enabled = true"))
+    if webhook:
+        required = f'required when {name}.mode = "webhook"'
+        if not webhook_url:
+            problems.append((("webhook_url",), required))
+        if not _secret_is_set(webhook_secret):
+            problems.append((("webhook_secret",), required))
+    return problems
+
+
 def _telegram_secret(value: SecretStr) -> SecretStr:
     secret = value.get_secret_value()
     if secret and not _TG_SECRET_RE.fullmatch(secret):
@@ -648,15 +665,10 @@ class TelegramSection(_Section):
     def _complete_when_enabled(self) -> Self:
         if not self.enabled:
             return self
-        problems: list[tuple[Loc, str]] = []
-        if not _secret_is_set(self.token):
-            problems.append((("token",), "required when telegram.enabled = true"))
         webhook = self.mode == "webhook"
-        if webhook:
-            if not self.webhook_url:
-                problems.append((("webhook_url",), 'required when telegram.mode = "webhook"'))
-            if not _secret_is_set(self.webhook_secret):
-                problems.append((("webhook_secret",), 'required when telegram.mode = "webhook"'))
+        problems = _bot_problems(
+            "telegram", self.token, webhook, self.webhook_url, self.webhook_secret
+        )
         problems += _token_problems("telegram", self.communities, self.token)
         for i, entry in enumerate(self.communities):
             token = entry.token.get_secret_value()
@@ -786,15 +798,8 @@ class MaxSection(_Section):
     def _complete_when_enabled(self) -> Self:
         if not self.enabled:
             return self
-        problems: list[tuple[Loc, str]] = []
-        if not _secret_is_set(self.token):
-            problems.append((("token",), "required when max.enabled = true"))
         webhook = self.mode == "webhook"
-        if webhook:
-            if not self.webhook_url:
-                problems.append((("webhook_url",), 'required when max.mode = "webhook"'))
-            if not _secret_is_set(self.webhook_secret):
-                problems.append((("webhook_secret",), 'required when max.mode = "webhook"'))
+        problems = _bot_problems("max", self.token, webhook, self.webhook_url, self.webhook_secret)
         if self.comments and not self.invite_url:
             problems.append(
                 (("invite_url",), "required when max.comments = true: /invite links to it")
