@@ -97,10 +97,12 @@ class RetentionRepository:
         rows = await self._conn.fetchall(
             "SELECT o.id, o.body FROM outbox o WHERE o.appeal_id IN"
             " (SELECT id FROM appeals WHERE resident_id = ?)"
+            " OR EXISTS (SELECT 1 FROM residents r WHERE r.id = ? AND r.platform = o.platform"
+            " AND r.chat_id = o.chat_id)"
             " OR EXISTS (SELECT 1 FROM residents r JOIN resident_chats c"
             " ON c.resident_id = r.id WHERE r.id = ? AND r.platform = o.platform"
             " AND c.chat_id = o.chat_id)",
-            (resident_id, resident_id),
+            (resident_id, resident_id, resident_id),
         )
         changed = [
             (json.dumps(body, ensure_ascii=False), row_id)

@@ -731,6 +731,29 @@ async def test_forget_finds_the_messages_of_every_chat_a_person_had(db: Database
     assert "Иван Петров" in bodies["chat-c"]  # somebody else's chat: not theirs to erase
 
 
+async def test_forget_finds_the_chat_of_a_commenter_who_then_wrote_in_private(
+    db: Database,
+) -> None:
+    """Written down by a comment (no private chat recorded), then writing in private to
+    the same community: the current chat is theirs too."""
+    async with db.transaction() as tx:
+        author = await tx.residents.get_or_create(
+            "vk", "501", "501", NOW, community="g1", keep_chat=True
+        )
+    async with db.transaction() as tx:
+        known = await tx.residents.find("vk", "501")
+        same = await tx.residents.get_or_create(
+            "vk", "501", "501", NOW, known=known, community="g1"
+        )
+        assert same.id == author.id
+        await tx.residents.give_consent(
+            author.id, version="1", text_hash="h", display_name="Иван Петров", now=NOW
+        )
+        await tx.outbox.add("vk", "501", {"text": "Иван Петров, проверьте"}, NOW, community="g1")
+    async with db.transaction() as tx:
+        assert await tx.retention.erase_person_from_outbox(author.id) == 1
+
+
 async def test_drafts_save_get_update_delete_and_purge(db: Database) -> None:
     data = {"category": "roads", "photos": [{"platform": "vk", "ref": "p1", "url": None}], "n": 2}
     async with db.transaction() as tx:
