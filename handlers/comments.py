@@ -18,18 +18,17 @@ to the moderators, and the rest are ignored for a while, as private messages are
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from loguru import logger
 
 from handlers import texts
 from handlers.appeal_view import FINISHED, community_title
 from handlers.context import Context
+from handlers.items import register_comment_item
 from handlers.messages import COMMENT_DELETE, COMMENT_EDIT, COMMENT_NEW, CommentEvent
-from handlers.notify import chat_of, handlers_of, settlement_notice, to_staff
+from handlers.notify import chat_of, handlers_of, to_staff
 from handlers.settings import Community
 from handlers.text_input import neutralise_bidi, visible_length
-from storage.models import Appeal, Comment, Kind, Status
+from storage.models import Appeal, Comment, Status
 
 __all__ = ["comment_flood", "handle_comment"]
 
@@ -94,29 +93,10 @@ async def _new(ctx: Context, event: CommentEvent, community: Community, *, banne
     if known is not None:
         return  # the same comment again (an event delivered anew with another id)
     limits = ctx.settings.limits
-    text = message.text[: limits.max_description]
-    photos = message.photos[: limits.max_photos]
-    item = await ctx.tx.appeals.create(
-        resident_id=ctx.resident.id,
-        category="",
-        settlement=community.settlement,
-        text=text,
-        place=None,
-        latitude=None,
-        longitude=None,
-        photos=photos,
-        contact_name=message.display_name[:100] or None,
-        contact_phone=None,
-        platform=message.platform,
-        chat_id=message.chat_id,
-        created_at=ctx.now,
-        deadline_at=ctx.now + timedelta(hours=ctx.settings.answer_within_hours),
-        kind=Kind.COMMENT,
-        community=community.key,
-    )
-    await ctx.tx.comments.add(
+    item, cards = await register_comment_item(
+        ctx.work,
         Comment(
-            number=item.number,
+            number=0,
             platform=message.platform,
             community=community.key,
             owner_id=event.owner_id,
@@ -125,12 +105,16 @@ async def _new(ctx: Context, event: CommentEvent, community: Community, *, banne
             author_id=message.user_id,
             author_link=event.author_link,
             link=event.link,
-        )
+        ),
+        resident_id=ctx.resident.id,
+        settlement=community.settlement,
+        text=message.text[: limits.max_description],
+        author="resident",
+        chat_id=message.chat_id,
+        name=message.display_name[:100] or None,
+        photos=message.photos[: limits.max_photos],
     )
-    await ctx.tx.thread.add(
-        item.number, kind="created", author="resident", now=ctx.now, text=text, photos=photos
-    )
-    ctx.outgoing += await settlement_notice(ctx.work, item, texts.CARD_NEW)
+    ctx.outgoing += cards
     logger.info(
         "comment item №{} registered platform={} community={} settlement={}",
         item.number,

@@ -21,7 +21,7 @@ rejecting tell its author nothing (there is no private chat to tell them in).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from urllib.parse import urlsplit
 
 from loguru import logger
 
@@ -29,10 +29,11 @@ from handlers import texts
 from handlers.appeal_view import FINISHED, organisation, settlement_title
 from handlers.context import Work
 from handlers.formatting import status_word
+from handlers.items import register_comment_item
 from handlers.keyboards import rating_keyboard
 from handlers.messages import CommentTarget, Outgoing
 from handlers.notify import settlement_notice, to_resident
-from storage.models import Appeal, Comment, Kind, Status
+from storage.models import Appeal, Comment, Status
 from storage.staff import ADMIN, MODERATOR, StaffMember
 
 
@@ -354,40 +355,24 @@ async def register_comment(
     if len(text) > limit:
         return _refused(texts.DESCRIPTION_TOO_LONG.format(length=len(text), max=limit))
     platform = _platform_of(link, actor.identity)
-    item = await work.tx.appeals.create(
-        resident_id=resident_id,
-        category="",
-        settlement=settlement,
-        text=text,
-        place=None,
-        latitude=None,
-        longitude=None,
-        photos=(),
-        contact_name=None,
-        contact_phone=None,
-        platform=platform,
-        chat_id="",
-        created_at=work.now,
-        deadline_at=work.now + timedelta(hours=work.settings.answer_within_hours),
-        kind=Kind.COMMENT,
-    )
-    await work.tx.comments.add(
+    item, cards = await register_comment_item(
+        work,
         Comment(
-            number=item.number,
+            number=0,
             platform=platform,
             community="",
             owner_id="",
             post_id="",  # no post the bot can reach: answers are posted by hand
-            comment_id=f"by-hand:{item.number}",
+            comment_id="",  # one of the item's own
             author_id="",
             author_link=None,
             link=link,
-        )
+        ),
+        resident_id=resident_id,
+        settlement=settlement,
+        text=text,
+        author=actor.identity,
     )
-    await work.tx.thread.add(
-        item.number, kind="created", author=actor.identity, now=work.now, text=text
-    )
-    cards = await settlement_notice(work, item, texts.CARD_NEW)
     await audit(work, actor, "comment_by_hand", item.number, link)
     done = texts.COMMENT_REGISTERED.format(number=item.number)
     return _confirmed(done, item.number, *cards, status=Status.NEW)
@@ -406,7 +391,7 @@ MAX_LINK = 2048
 
 
 def _platform_of(link: str, identity: str) -> str:
-    host = link.split("://", 1)[-1].split("/", 1)[0].split(":", 1)[0].casefold()
+    host = (urlsplit(link).hostname or "").casefold()
     for domain, platform in _LINK_PLATFORMS.items():
         if host == domain or host.endswith("." + domain):
             return platform
