@@ -27,7 +27,6 @@ __all__ = [
 COMMENT_NEW = "new"
 COMMENT_EDIT = "edit"
 COMMENT_DELETE = "delete"
-COMMENT_ACTIONS = frozenset({COMMENT_NEW, COMMENT_EDIT, COMMENT_DELETE})
 
 
 @dataclass(frozen=True)
@@ -90,8 +89,8 @@ class Keyboard:
 @dataclass(frozen=True)
 class CommentEvent:
     """A comment under a community's post, as a channel read it (SPEC §14): what happened
-    to it (`action`, one of COMMENT_ACTIONS) and where it is. The comment's text and author
-    are the message's own `text`, `user_id` and `display_name`."""
+    to it (`action`: COMMENT_NEW, COMMENT_EDIT or COMMENT_DELETE) and where it is. The
+    comment's text and author are the message's own `text`, `user_id` and `display_name`."""
 
     action: str
     owner_id: str  # VK: the wall, -group_id; MAX: the channel's chat id

@@ -71,8 +71,3 @@ class CommentRepository:
             "UPDATE comments SET deleted_at = coalesce(deleted_at, ?) WHERE appeal_id = ?",
             (to_db(now), number),
         )
-
-    async def restored(self, number: int) -> None:
-        await self._conn.execute(
-            "UPDATE comments SET deleted_at = NULL WHERE appeal_id = ?", (number,)
-        )
