@@ -173,6 +173,7 @@ class DeliveryWorker:
                 # Shared: only the chats there is room for now, as each is claimed.
                 room = CONCURRENT_CHATS - len(self._chats) if self._db.shared else CONCURRENT_CHATS
                 candidates = free[:room]
+                offered = set(candidates)
                 queued = await tx.outbox.due_in_chats(candidates, now, QUEUED_ROWS)
                 mine: set[int] | None = None
                 if self._db.shared:
@@ -180,14 +181,13 @@ class DeliveryWorker:
                     # start are claimed first; rows another instance holds are left to it.
                     mine = await tx.outbox.claim(
                         sorted(
-                            {r.id for r in rows if _chat(r) in set(candidates)}
+                            {r.id for r in rows if _chat(r) in offered}
                             | {r.id for q in queued.values() for r in q}
                         ),
                         now,
                         now + self._claim,
                     )
             if mine is not None:
-                offered = set(candidates)
                 rows = [r for r in rows if _chat(r) not in offered or r.id in mine]
                 queued = {chat: _claimed_prefix(q, mine) for chat, q in queued.items()}
             started: set[int] = set()
