@@ -67,26 +67,28 @@ def keyboard_pages(keyboard: Keyboard, limits: KeyboardLimits) -> list[Keyboard]
 
 
 class PageMemory:
-    """The pages last shown in each chat, so a «Ещё» press can show the next one.
+    """The pages last shown in each chat, so a «Ещё» press can show the next one. A chat is a
+    chat of one community (bot): `community` keeps two bots' chats with one person apart.
     Bounded; after a restart a «Ещё» press is answered as a stale button by the dialogue."""
 
     def __init__(self, capacity: int = 10_000) -> None:
-        self._pages: OrderedDict[str, list[Keyboard]] = OrderedDict()
+        self._pages: OrderedDict[tuple[str, str], list[Keyboard]] = OrderedDict()
         self._capacity = capacity
 
-    def remember(self, chat_id: str, pages: list[Keyboard]) -> None:
-        self._pages.pop(chat_id, None)
+    def remember(self, chat_id: str, pages: list[Keyboard], community: str = "") -> None:
+        key = (community, chat_id)
+        self._pages.pop(key, None)
         if len(pages) > 1:
-            self._pages[chat_id] = pages
+            self._pages[key] = pages
             while len(self._pages) > self._capacity:
                 self._pages.popitem(last=False)
 
-    def page(self, chat_id: str, payload: str | None) -> Keyboard | None:
+    def page(self, chat_id: str, payload: str | None, community: str = "") -> Keyboard | None:
         """The page a «Ещё» payload asks for, if this chat has one."""
         if payload is None or not payload.startswith(MORE_PREFIX):
             return None
         index = payload.removeprefix(MORE_PREFIX)
-        pages = self._pages.get(chat_id)
+        pages = self._pages.get((community, chat_id))
         if pages is None or not index.isdecimal() or int(index) >= len(pages):
             return None
         return pages[int(index)]

@@ -83,3 +83,16 @@ def test_page_memory_answers_more_presses() -> None:
         memory.remember(chat, pages)
     assert memory.page("a", "more:1") is None  # the oldest was evicted
     assert memory.page("c", "more:1") == pages[1]
+
+
+def test_page_memory_keeps_two_communities_chats_apart() -> None:
+    """One person in two communities (bots) has two chats with the same id (VK, MAX)."""
+    memory = PageMemory()
+    district, sergino = keyboard_pages(column(30), VK), keyboard_pages(column(20), VK)
+    memory.remember("42", district)
+    memory.remember("42", sergino, "888")
+    assert memory.page("42", "more:1") == district[1]
+    assert memory.page("42", "more:1", "888") == sergino[1]
+    memory.remember("42", [column(3)], "888")
+    assert memory.page("42", "more:1", "888") is None
+    assert memory.page("42", "more:1") == district[1]

@@ -387,7 +387,7 @@ class MaxChannel(Channel):
             start=parsed.start_payload,
             photos=tuple(replace(p, community=bot.key) for p in parsed.incoming.photos),
         )
-        page = self._pages.page(_page_key(bot, incoming.chat_id), incoming.payload)
+        page = self._pages.page(incoming.chat_id, incoming.payload, bot.key)
         if page is not None:  # «Ещё»: the next page of the same keyboard
             if await self._runtime.admit(incoming, inbox_id=inbox_id):
                 with contextlib.suppress(SendError):
@@ -433,7 +433,7 @@ class MaxChannel(Channel):
         if message.keyboard is not None and message.keyboard.rows:
             limits = LIMITS_WITH_REQUEST if message.keyboard.asks else LIMITS
             pages = keyboard_pages(message.keyboard, limits)
-            self._pages.remember(_page_key(bot, message.chat_id), pages)
+            self._pages.remember(message.chat_id, pages, bot.key)
             keyboard = pages[0]
         parts = split_text(text, MAX_TEXT)
         key = message.outbox_id
@@ -578,11 +578,6 @@ def _update_types(bot: _MaxBot) -> list[UpdateType]:
     kinds = UPDATE_TYPES if bot.comments else MESSAGE_UPDATE_TYPES
     known = {member.value for member in UpdateType}
     return [UpdateType(kind) if kind in known else cast(UpdateType, kind) for kind in kinds]
-
-
-def _page_key(bot: _MaxBot, chat_id: str) -> str:
-    """A chat's keyboard pages: a chat is a chat of one bot."""
-    return f"{bot.key}/{chat_id}" if bot.key else chat_id
 
 
 class _NotReady(Exception):

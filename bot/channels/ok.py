@@ -202,7 +202,7 @@ class OkChannel(Channel):
         if incoming is None or (command and not await self._private(incoming.chat_id, group)):
             await self._runtime.inbox.done(row)
             return
-        page = self._pages.page(_page_key(group, incoming.chat_id), incoming.payload)
+        page = self._pages.page(incoming.chat_id, incoming.payload, group.key)
         if page is not None:  # «Ещё»: the next page of the same keyboard
             if await self._runtime.admit(incoming, inbox_id=row.id):
                 with contextlib.suppress(SendError):
@@ -310,7 +310,7 @@ class OkChannel(Channel):
         keyboard = None
         if message.keyboard is not None and message.keyboard.rows:
             pages = keyboard_pages(message.keyboard, LIMITS)
-            self._pages.remember(_page_key(group, message.chat_id), pages)
+            self._pages.remember(message.chat_id, pages, group.key)
             keyboard = pages[0]
         appeal = f"№{message.appeal_number}" if message.appeal_number else "-"
         try:
@@ -386,11 +386,6 @@ def _shape(value: Any, key: str = "") -> Any:
     if isinstance(value, str) and key not in STRUCTURAL_KEYS:
         return f"<text {len(value)}>"
     return value
-
-
-def _page_key(group: _Group, chat_id: str) -> str:
-    """A chat's keyboard pages: a chat is a chat of one group."""
-    return f"{group.key}/{chat_id}" if group.key else chat_id
 
 
 def _keyboard(keyboard: Keyboard) -> Attachment:

@@ -315,7 +315,7 @@ class TelegramChannel(Channel):
             # A file id is the receiving bot's own: only it can fetch or resend the photo.
             photos=tuple(replace(p, community=bot.key) for p in parsed.incoming.photos),
         )
-        page = self._pages.page(_page_key(bot, incoming.chat_id), incoming.payload)
+        page = self._pages.page(incoming.chat_id, incoming.payload, bot.key)
         if page is not None:  # «Ещё»: the next page of the same keyboard
             if await self._runtime.admit(incoming, inbox_id=inbox_id):
                 with contextlib.suppress(SendError):
@@ -382,7 +382,7 @@ class TelegramChannel(Channel):
             pages = [message.keyboard]
             if not message.keyboard.menu:
                 pages = keyboard_pages(message.keyboard, INLINE_LIMITS)
-                self._pages.remember(_page_key(bot, message.chat_id), pages)
+                self._pages.remember(message.chat_id, pages, bot.key)
             keyboard = pages[0]
         chunks = split_text(text, MAX_TEXT, utf16_length)
         for index, chunk in enumerate(chunks):
@@ -448,11 +448,6 @@ def send_error(error: Exception) -> SendError:
     if isinstance(error, TelegramAPIError):
         return SendError(f"telegram: {error.message}", retryable=True)
     return SendError(f"telegram: {type(error).__name__}", retryable=True)
-
-
-def _page_key(bot: _Bot, chat_id: str) -> str:
-    """A chat's keyboard pages: a chat is a chat of one bot."""
-    return f"{bot.key}/{chat_id}" if bot.key else chat_id
 
 
 def _sender(update: Update) -> Hashable:

@@ -148,7 +148,6 @@ class VkChannel(Channel):
                 entry.confirmation_code,
             )
         self._by_group = {c.group_id: c for c in reversed(self._communities.values())}
-        self._api = main.api  # the main community's client (tests look at it)
         self._runtime: Runtime | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._names: OrderedDict[int, str] = OrderedDict()
@@ -302,7 +301,7 @@ class VkChannel(Channel):
             # A photo is attached as it came only by the community that received it.
             photos=tuple(replace(p, community=community.key) for p in parsed.incoming.photos),
         )
-        page = self._pages.page(_page_key(community, incoming.chat_id), incoming.payload)
+        page = self._pages.page(incoming.chat_id, incoming.payload, community.key)
         if page is not None:  # «Ещё»: the next page of the same keyboard, no dialogue step
             if await self._runtime.admit(incoming, inbox_id=inbox_id):
                 await self._send_keyboard_page(incoming.chat_id, page, community)
@@ -389,7 +388,7 @@ class VkChannel(Channel):
             limits = INLINE_LIMITS if message.keyboard.inline else STANDARD_LIMITS
             pages = keyboard_pages(message.keyboard, limits)
             if not message.keyboard.inline:
-                self._pages.remember(_page_key(community, message.chat_id), pages)
+                self._pages.remember(message.chat_id, pages, community.key)
             keyboard = pages[0]
         ids = []
         for index, chunk in enumerate(chunks):
@@ -519,11 +518,6 @@ def _senders(updates: list[Any]) -> list[int]:
         with contextlib.suppress(KeyError, TypeError, ValueError, AttributeError):
             senders.append(int(update["object"]["message"]["from_id"]))
     return senders
-
-
-def _page_key(community: _Community, chat_id: str) -> str:
-    """A chat's keyboard pages: a chat is a chat of one community."""
-    return f"{community.key}/{chat_id}" if community.key else chat_id
 
 
 def _sender(update: Any) -> Hashable:
