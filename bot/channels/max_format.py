@@ -208,14 +208,20 @@ def _callback(update: dict[str, Any]) -> Parsed:
     return Parsed(incoming, callback_id=callback_id)
 
 
-def _message(update: dict[str, Any]) -> Parsed:
-    message = update["message"]
+def _person(message: dict[str, Any], what: str) -> tuple[int, dict[str, Any]]:
+    """The sender of a message or comment, if a person wrote it: not the channel itself (no
+    sender), not a bot."""
     user = message.get("sender")
     if not isinstance(user, dict):
-        raise NotForUs("a message without a sender (a channel post)")
-    user_id = _user_id(user)
+        raise NotForUs(f"{what} without a sender (the channel itself)")
     if user.get("is_bot"):
-        raise NotForUs("a message from a bot")
+        raise NotForUs(f"{what} from a bot")
+    return _user_id(user), user
+
+
+def _message(update: dict[str, Any]) -> Parsed:
+    message = update["message"]
+    user_id, user = _person(message, "a message")
     if (message.get("recipient") or {}).get("chat_type") != DIALOG:
         raise NotForUs("not a dialog with a person")
     body = message.get("body") or {}
@@ -281,12 +287,7 @@ def _comment(update: dict[str, Any], action: str) -> Parsed:
         owner, text, name, when = update.get("chat_id"), "", "", update.get("timestamp")
     else:
         message = update["message"]
-        user = message.get("sender")
-        if not isinstance(user, dict):
-            raise NotForUs("a comment on behalf of the channel")
-        user_id = _user_id(user)
-        if user.get("is_bot"):
-            raise NotForUs("a comment by a bot")
+        user_id, user = _person(message, "a comment")
         recipient = message.get("recipient") or {}
         post_id = recipient.get("post_id")
         body = message.get("body") or {}
