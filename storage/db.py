@@ -199,6 +199,7 @@ class Database:
             batch = self._batch
             assert batch is not None
             alone = self._units == 0
+            trips = self._conn.round_trips
             if not alone:
                 self._conn.post("SAVEPOINT unit")
             try:
@@ -206,7 +207,10 @@ class Database:
                 await self._conn.flush()  # the unit's posted writes, in one round trip
             except BaseException:
                 await to_the_end(self._conn.discard())
-                await self._undo_unit(alone)
+                # A unit that failed before any of its statements went to the database
+                # (its SAVEPOINT still among the posted ones) has nothing to roll back.
+                if alone or self._conn.round_trips != trips:
+                    await self._undo_unit(alone)
                 raise
             self._units += 1
             if not self._waiting:

@@ -8,10 +8,11 @@ rows go together (`execute_fetchall`), never a hop per row or per cursor operati
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import sqlite3
-from collections.abc import AsyncGenerator, Awaitable, Iterable
-from typing import TypeVar
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
+from typing import TypeVar, cast
 
 import aiosqlite
 
@@ -24,20 +25,53 @@ T = TypeVar("T")
 logging.getLogger("aiosqlite").setLevel(logging.WARNING)
 
 
+class _Aio(aiosqlite.Connection):
+    """aiosqlite's connection with one more call: several statements in one trip to its
+    thread. Every aiosqlite method is a function queued to that thread through `_execute`;
+    this queues one function that runs an update's posted writes and then the statement
+    that needs an answer, so they cost one hop (one future, one wake-up of the loop, one
+    hand-over of the GIL each way) instead of one each (bench/RESULTS.md, issue 13)."""
+
+    async def run(
+        self, writes: list[tuple[str, Params]], then: Callable[[sqlite3.Connection], T]
+    ) -> T:
+        return cast(T, await self._execute(_run, self._conn, writes, then))  # type: ignore[no-untyped-call]
+
+
+def _run(
+    conn: sqlite3.Connection,
+    writes: list[tuple[str, Params]],
+    then: Callable[[sqlite3.Connection], T],
+) -> T:
+    """In aiosqlite's thread: the writes in order, then `then`; the first failing write
+    raises its error, and nothing after it runs."""
+    for sql, params in writes:
+        conn.execute(sql, params)
+    return then(conn)
+
+
+def _nothing(_conn: sqlite3.Connection) -> None:
+    return None
+
+
 class SqliteConnection:
     dialect = "sqlite"
 
-    def __init__(self, conn: aiosqlite.Connection) -> None:
+    def __init__(self, conn: _Aio) -> None:
         self.aio = conn
         self.statements = 0
         self.round_trips = 0  # waits for aiosqlite's thread: posted writes share one
-        self._posted: list[asyncio.Future[None]] = []
-        self._unstarted = 0  # posted statements not yet in aiosqlite's queue
+        self._posted: list[tuple[str, Params]] = []
 
     @classmethod
     async def connect(cls, database: str, *, uri: bool = False) -> SqliteConnection:
         """Open a connection in autocommit mode: transactions are explicit statements."""
-        conn = await aiosqlite.connect(database, uri=uri, isolation_level=None)
+        # What aiosqlite.connect() does, with the subclass above.
+        conn = _Aio(
+            functools.partial(sqlite3.connect, database, uri=uri, isolation_level=None),
+            iter_chunk_size=64,
+        )
+        await conn
         conn.row_factory = sqlite3.Row
         return cls(conn)
 
@@ -46,70 +80,47 @@ class SqliteConnection:
         return self.aio.in_transaction
 
     def post(self, sql: str, params: Params = ()) -> None:
-        """Queue a write whose answer nobody waits for: it runs in its turn among this
-        connection's statements (before any issued after it), and `flush()` waits for it and
-        raises its error. An update's writes so cost one round trip together, not one each."""
+        """Queue a write whose answer nobody waits for: it runs in the same trip as the next
+        statement that needs an answer, or at `flush()`, before either; its error is raised
+        there. An update's writes so cost no round trip of their own."""
         self.statements += 1
-        self._unstarted += 1
-
-        async def run() -> None:
-            self._unstarted -= 1  # the first step: it puts the statement in the queue
-            await self.aio.execute(sql, params)
-
-        self._posted.append(asyncio.ensure_future(run()))
+        self._posted.append((sql, params))
 
     async def flush(self) -> None:
-        """Wait for every posted statement; the first error among them is raised."""
-        posted, self._posted = self._posted, []
-        if not posted:
-            return
-        self.round_trips += 1
-        # Shielded: a cancelled caller must not cancel a posted statement before it has
-        # reached the queue (the next statement would wait for it for ever).
-        results = await asyncio.shield(asyncio.gather(*posted, return_exceptions=True))
-        for result in results:
-            if isinstance(result, BaseException):
-                raise result
+        """Run every posted statement; the first error among them is raised."""
+        if self._posted:
+            await self._trip(_nothing)
 
     async def discard(self) -> None:
-        """Wait for every posted statement, their errors dropped (the unit fails anyway)."""
-        posted, self._posted = self._posted, []
-        if posted:
-            await asyncio.shield(asyncio.gather(*posted, return_exceptions=True))
+        """Forget the posted statements that have not run: their unit fails anyway."""
+        self._posted = []
 
-    async def _in_turn(self) -> None:
-        """Let posted statements that have not reached aiosqlite's queue go first: their
-        first steps were scheduled before this yield, so they run before it returns."""
-        if self._unstarted:
-            await asyncio.sleep(0)
+    async def _trip(self, then: Callable[[sqlite3.Connection], T]) -> T:
+        """One hop to aiosqlite's thread: the posted writes, then `then`."""
+        writes, self._posted = self._posted, []
+        self.round_trips += 1
+        return await self.aio.run(writes, then)
 
     async def execute(self, sql: str, params: Params = ()) -> int:
-        await self._in_turn()
         self.statements += 1
-        self.round_trips += 1
-        cursor = await self.aio.execute(sql, params)
-        return cursor.rowcount
+        return await self._trip(lambda conn: conn.execute(sql, params).rowcount)
 
     async def fetchone(self, sql: str, params: Params = ()) -> Row | None:
         rows = await self.fetchall(sql, params)
         return rows[0] if rows else None
 
     async def fetchall(self, sql: str, params: Params = ()) -> list[Row]:
-        await self._in_turn()
         self.statements += 1
-        self.round_trips += 1
-        return list(await self.aio.execute_fetchall(sql, params))
+        return await self._trip(lambda conn: conn.execute(sql, params).fetchall())
 
     async def executemany(self, sql: str, rows: Iterable[Params]) -> None:
-        await self._in_turn()
         self.statements += 1
-        self.round_trips += 1
-        await self.aio.executemany(sql, rows)
+        await self._trip(lambda conn: conn.executemany(sql, rows))
 
     async def stream(
         self, sql: str, params: Params = (), *, size: int = 1000
     ) -> AsyncGenerator[list[Row], None]:
-        await self._in_turn()
+        await self.flush()
         self.statements += 1
         self.round_trips += 1
         async with self.aio.execute(sql, params) as cursor:
@@ -117,6 +128,7 @@ class SqliteConnection:
                 yield list(rows)
 
     async def executescript(self, script: str) -> None:
+        await self.flush()
         self.statements += 1
         await self.aio.executescript(script)
 

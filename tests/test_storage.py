@@ -1059,10 +1059,12 @@ async def test_a_unit_that_swallows_a_whole_rollback_does_not_strand_the_group(
     async def second() -> None:
         await asyncio.sleep(0.01)
         async with db.transaction() as tx:
+            await tx.arrive("vk", "second", "vk:second")  # the unit's SAVEPOINT runs
             aio = db._conn.aio  # the one way to interrupt a statement
             await aio.set_progress_handler(lambda: 1, 1)
             try:
                 await tx.drafts.save("vk", "second", Draft(step="category"), NOW)
+                await tx.arrive("vk", "second", "vk:second")  # the posted write runs first
             except sqlite3.OperationalError:
                 pass  # swallowed: the unit goes on as if nothing happened
             finally:
