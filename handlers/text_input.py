@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 
@@ -60,13 +61,20 @@ def fold(text: str) -> str:
     return " ".join(folded.split()).rstrip(_FINAL_PUNCTUATION).rstrip()
 
 
+@functools.lru_cache(maxsize=1024)
+def _folded(label: str) -> str:
+    """`fold` of a label or a fixed word: the same few hundred strings for every message."""
+    return fold(label)
+
+
 def is_one_of(text: str, words: tuple[str, ...]) -> bool:
     folded = fold(text)
-    return bool(folded) and any(folded == fold(word) for word in words)
+    return bool(folded) and any(folded == _folded(word) for word in words)
 
 
-def _aliases(button: Button) -> frozenset[str]:
-    return frozenset(fold(alias) for alias in texts.TYPED_ALIASES.get(button.label, ()))
+@functools.lru_cache(maxsize=1024)
+def _aliases(label: str) -> frozenset[str]:
+    return frozenset(fold(alias) for alias in texts.TYPED_ALIASES.get(label, ()))
 
 
 def pressed_button(message: Incoming, keyboard: Keyboard) -> Button | None:
@@ -82,10 +90,10 @@ def pressed_button(message: Incoming, keyboard: Keyboard) -> Button | None:
     if not folded:
         return None
     for button in buttons:
-        if fold(button.label) == folded:
+        if _folded(button.label) == folded:
             return button
     for button in buttons:
-        if folded in _aliases(button):
+        if folded in _aliases(button.label):
             return button
     if keyboard.numbered and folded.isascii() and folded.isdecimal() and len(folded) <= 3:
         index = int(folded) - 1
