@@ -1,8 +1,9 @@
 """The SQLite backend: the repositories' connection interface (storage/backend.py) on aiosqlite.
 
 Every statement runs in aiosqlite's thread, so no statement, however long, holds the event
-loop. Each method is one hop to that thread and back: a statement and the reading of its
-rows go together (`execute_fetchall`), never a hop per row or per cursor operation.
+loop. Each method that answers is one hop to that thread and back: a statement and the
+reading of its rows go together, never a hop per row or per cursor operation; the writes
+posted before it (`post`) ride in the same hop.
 """
 
 from __future__ import annotations

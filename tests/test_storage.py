@@ -151,6 +151,33 @@ async def test_no_statement_runs_on_the_event_loop(db: Database, db_path: Path) 
     assert threads and threading.get_ident() not in threads
 
 
+async def test_posted_writes_ride_in_the_next_statements_trip(tmp_path: Path) -> None:
+    """Posted writes cost no trip of their own: they run, in order, in the trip of the next
+    statement that answers (or of the flush). The first failing one raises its error there,
+    and nothing posted after it runs."""
+    conn = await SqliteConnection.connect(str(tmp_path / "trips.db"))
+    try:
+        await conn.execute("CREATE TABLE t (a INTEGER UNIQUE)")
+        trips = conn.round_trips
+        conn.post("INSERT INTO t VALUES (?)", (1,))
+        conn.post("INSERT INTO t VALUES (?)", (2,))
+        assert conn.round_trips == trips  # nothing has gone anywhere yet
+        rows = await conn.fetchall("SELECT a FROM t ORDER BY a")
+        assert [row[0] for row in rows] == [1, 2]
+        assert conn.round_trips == trips + 1
+        conn.post("INSERT INTO t VALUES (?)", (1,))  # breaks UNIQUE
+        conn.post("INSERT INTO t VALUES (?)", (3,))
+        with pytest.raises(sqlite3.IntegrityError):
+            await conn.fetchall("SELECT a FROM t")
+        assert [row[0] for row in await conn.fetchall("SELECT a FROM t ORDER BY a")] == [1, 2]
+        conn.post("INSERT INTO t VALUES (?)", (4,))
+        await conn.discard()  # a failing unit's writes that never ran are forgotten
+        await conn.flush()
+        assert [row[0] for row in await conn.fetchall("SELECT a FROM t ORDER BY a")] == [1, 2]
+    finally:
+        await conn.close()
+
+
 async def test_another_writer_is_waited_for_without_stopping_the_loop(
     db: Database, db_path: Path
 ) -> None:
