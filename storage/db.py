@@ -27,7 +27,7 @@ from storage.questions import QuestionRepository
 from storage.reports import ReportQueries
 from storage.residents import ResidentRepository
 from storage.retention import RetentionRepository
-from storage.sqlite import SqliteConnection, to_the_end
+from storage.sqlite import SqliteConnection
 from storage.staff import StaffRepository
 
 BUSY_TIMEOUT_MS = 5000
@@ -206,7 +206,7 @@ class Database:
                 yield Tx(self._conn)
                 await self._conn.flush()  # the unit's posted writes, in one round trip
             except BaseException:
-                await to_the_end(self._conn.discard())
+                self._conn.discard()
                 # A unit that failed before any of its statements went to the database
                 # (its SAVEPOINT still among the posted ones) has nothing to roll back.
                 if alone or self._conn.round_trips != trips:

@@ -92,7 +92,7 @@ class SqliteConnection:
         if self._posted:
             await self._trip(_nothing)
 
-    async def discard(self) -> None:
+    def discard(self) -> None:
         """Forget the posted statements that have not run: their unit fails anyway."""
         self._posted = []
 

@@ -179,6 +179,17 @@ async def office(tmp_path: Path, clock: Clock) -> AsyncIterator[Harness]:
 
 
 @pytest.fixture
+async def office_on_each_backend(storage_url: str, clock: Clock) -> AsyncIterator[Harness]:
+    """The district office on each backend (SQLite; PostgreSQL where
+    APPEALS_TEST_POSTGRES_URL names a server, SPEC §15). A module whose tests run on both
+    makes it its `office`."""
+    harness = Harness(office_config(storage_url), clock, platforms=("vk", "tg"))
+    await harness.start()
+    yield harness
+    await harness.app.stop()
+
+
+@pytest.fixture
 def admin(office: Harness) -> Person:
     """The administrator of Сергино, on Telegram."""
     return office.person("500", "Ольга", platform="tg")

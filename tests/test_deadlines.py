@@ -5,7 +5,6 @@ moderators after it, across restarts (nothing repeated, nothing skipped), reopen
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -40,13 +39,8 @@ def notices(office: Harness) -> list[tuple[Any, ...]]:
 
 
 @pytest.fixture
-async def office(storage_url: str, clock: Clock) -> AsyncIterator[Harness]:
-    """The district office on each backend (SQLite; PostgreSQL where
-    APPEALS_TEST_POSTGRES_URL names a server, SPEC §15)."""
-    harness = Harness(office_config(storage_url), clock, platforms=("vk", "tg"))
-    await harness.start()
-    yield harness
-    await harness.app.stop()
+def office(office_on_each_backend: Harness) -> Harness:
+    return office_on_each_backend
 
 
 async def test_reminder_then_one_escalation_across_restarts(

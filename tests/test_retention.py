@@ -4,7 +4,6 @@ figures stay."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,20 +11,15 @@ import pytest
 
 from bot.channels.base import SendError
 from bot.config import Config
-from tests.conftest import Clock, Harness, Person, office_config, query
+from tests.conftest import Clock, Harness, Person, query
 from tests.flows import DESCRIPTION, to_description
 
 PHONE = "+79123456789"
 
 
 @pytest.fixture
-async def office(storage_url: str, clock: Clock) -> AsyncIterator[Harness]:
-    """The district office on each backend (SQLite; PostgreSQL where
-    APPEALS_TEST_POSTGRES_URL names a server, SPEC §15)."""
-    harness = Harness(office_config(storage_url), clock, platforms=("vk", "tg"))
-    await harness.start()
-    yield harness
-    await harness.app.stop()
+def office(office_on_each_backend: Harness) -> Harness:
+    return office_on_each_backend
 
 
 def rows(config: Config, sql: str) -> list[tuple[Any, ...]]:

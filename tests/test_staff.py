@@ -3,7 +3,6 @@ resident's: notifications, every command, authorization, bans, staff changes, au
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
@@ -11,20 +10,15 @@ import pytest
 from bot.channels.base import SendError
 from handlers import texts
 from storage.models import Status
-from tests.conftest import Clock, Harness, Person, office_config
+from tests.conftest import Harness, Person
 from tests.flows import DESCRIPTION, file_appeal, to_description
 
 ANSWER = "Яму засыплем до пятницы.\nБригада уже выехала."
 
 
 @pytest.fixture
-async def office(storage_url: str, clock: Clock) -> AsyncIterator[Harness]:
-    """The district office on each backend (SQLite; PostgreSQL where
-    APPEALS_TEST_POSTGRES_URL names a server, SPEC §15)."""
-    harness = Harness(office_config(storage_url), clock, platforms=("vk", "tg"))
-    await harness.start()
-    yield harness
-    await harness.app.stop()
+def office(office_on_each_backend: Harness) -> Harness:
+    return office_on_each_backend
 
 
 @pytest.fixture

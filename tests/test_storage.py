@@ -171,7 +171,7 @@ async def test_posted_writes_ride_in_the_next_statements_trip(tmp_path: Path) ->
             await conn.fetchall("SELECT a FROM t")
         assert [row[0] for row in await conn.fetchall("SELECT a FROM t ORDER BY a")] == [1, 2]
         conn.post("INSERT INTO t VALUES (?)", (4,))
-        await conn.discard()  # a failing unit's writes that never ran are forgotten
+        conn.discard()  # a failing unit's writes that never ran are forgotten
         await conn.flush()
         assert [row[0] for row in await conn.fetchall("SELECT a FROM t ORDER BY a")] == [1, 2]
     finally:
